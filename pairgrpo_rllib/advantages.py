@@ -1,0 +1,132 @@
+"""Group advantages of GRPO (seed 004 eq. 2) and their variants.
+
+Spec: ``../shared/spec/ALGORITHMS.md`` section "Advantages". Pure torch, no framework imports.
+
+Implementation details
+1. Population std (divide by G), as seed 004 eq. 2 writes it, not the sample std some
+   implementations use.
+2. A group whose scores all agree (std below ``eps`` = 1e-8) gets advantage 0 for every member,
+   under ``mean_std`` and ``mean`` alike (seed 004: "0/0 := 0"); never NaN.
+3. ``none`` returns the raw scores (no baseline, no scale): REINFORCE's signal. It is the only
+   mode in which an all-equal group has non-zero advantages.
+4. Groups may be given as rows of a ``(N, G)`` tensor or as a flat ``(N*G,)`` tensor with integer
+   ``group_ids`` (any order, any group sizes), the form a sharded RLlib batch has.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pairgrpo_rllib._validation import check_choice, check_positive
+from pairgrpo_rllib.constants import ADVANTAGE_NORMS
+
+ZERO_SPREAD_EPS = 1e-8
+
+
+def group_advantages(
+    scores: torch.Tensor,
+    norm: str = "mean_std",
+    *,
+    group_ids: torch.Tensor | None = None,
+    eps: float = ZERO_SPREAD_EPS,
+) -> torch.Tensor:
+    """GRPO's group-relative advantages ``A_i = (r_i - mean(r)) / std(r)``.
+
+    Args:
+        scores: ``(N, G)`` scores, one group per row; or ``(M,)`` flat scores with ``group_ids``.
+        norm: ``mean_std`` (default, seed 004 eq. 2), ``mean`` (shift only, Dr. GRPO / seed 004
+            section 3) or ``none`` (raw scores).
+        group_ids: ``(M,)`` integer group label of each flat score; omit for the ``(N, G)`` form.
+        eps: std below which a group counts as having no spread (its advantages are 0).
+
+    Returns:
+        Advantages with the shape of ``scores``, in its dtype.
+    """
+    check_choice("advantage_norm", norm, ADVANTAGE_NORMS)
+    check_positive("eps", eps)
+    if group_ids is None:
+        if scores.dim() != 2:
+            raise ValueError(
+                f"scores has shape {tuple(scores.shape)}; pass (N, G) rows or flat scores with group_ids"
+            )
+        if norm == "none":
+            return scores.clone()
+        mean = scores.mean(dim=-1, keepdim=True)
+        std = scores.std(dim=-1, keepdim=True, correction=0)
+        centred = scores - mean
+        spread = std >= eps
+        if norm == "mean_std":
+            adv = centred / torch.where(spread, std, torch.ones_like(std))
+        else:
+            adv = centred
+        return torch.where(spread, adv, torch.zeros_like(adv))
+
+    if scores.dim() != 1 or group_ids.shape != scores.shape:
+        raise ValueError(
+            f"flat scores {tuple(scores.shape)} and group_ids {tuple(group_ids.shape)} must both be (M,)"
+        )
+    if norm == "none":
+        return scores.clone()
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if inverse.numel() else 0
+    count = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(
+        0, inverse, torch.ones_like(scores)
+    )
+    total = torch.zeros_like(count).index_add_(0, inverse, scores)
+    mean = (total / count)[inverse]
+    centred = scores - mean
+    var = torch.zeros_like(count).index_add_(0, inverse, centred * centred) / count
+    std = var.sqrt()[inverse]
+    spread = std >= eps
+    if norm == "mean_std":
+        adv = centred / torch.where(spread, std, torch.ones_like(std))
+    else:
+        adv = centred
+    return torch.where(spread, adv, torch.zeros_like(adv))
+
+
+def expected_advantage_limit(
+    rewards: torch.Tensor, probs: torch.Tensor, norm: str = "mean_std", eps: float = ZERO_SPREAD_EPS
+) -> torch.Tensor:
+    """The G -> infinity limit of GRPO's advantage of each answer (seed 004 section 2.1).
+
+    With G i.i.d. draws from ``probs`` the group mean and population std converge to the mean
+    and std of the reward under ``probs``, so answer ``o`` gets ``(r(o) - E r) / sigma``.
+
+    Args:
+        rewards: ``(..., K)`` deterministic reward of each of K answers.
+        probs: ``(..., K)`` the sampling policy over the K answers (rows sum to 1).
+        norm: as in :func:`group_advantages`.
+
+    Returns:
+        ``(..., K)`` advantage of each answer; 0 where sigma < eps (``mean_std``/``mean``).
+    """
+    check_choice("advantage_norm", norm, ADVANTAGE_NORMS)
+    if norm == "none":
+        return rewards.expand_as(probs).clone()
+    mean = (probs * rewards).sum(dim=-1, keepdim=True)
+    centred = rewards - mean
+    std = (probs * centred * centred).sum(dim=-1, keepdim=True).sqrt()
+    spread = std >= eps
+    adv = centred / torch.where(spread, std, torch.ones_like(std)) if norm == "mean_std" else centred
+    return torch.where(spread, adv, torch.zeros_like(adv))
+
+
+def kl_penalized_scores(
+    scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Option ``kl_in_reward``: ``r_i - beta * sum_t k1``, with ``k1 = log pi - log pi_ref``.
+
+    Args:
+        scores: ``(B,)`` score of each sequence.
+        logp, ref_logp: ``(B, T)`` per-step log-probs of the sampling policy and the reference.
+        mask: ``(B, T)`` true on real steps.
+        beta: the KL coefficient (spec symbol beta).
+
+    Returns:
+        ``(B,)`` penalised scores, detached from ``logp`` (a reward is not differentiated).
+    """
+    check_positive("beta", beta, allow_zero=True)
+    mask = mask.bool()
+    k1 = torch.where(mask, logp.detach() - ref_logp.detach(), torch.zeros_like(logp))
+    return scores - beta * k1.sum(dim=-1)
