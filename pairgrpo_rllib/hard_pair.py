@@ -117,9 +117,11 @@ def hard_pair_loss(
         logp_S: ``(N, K)`` normalised ``log pi_theta(.|S)`` (differentiable).
         target_logp: ``(P, K)`` from :func:`hard_pair_targets`.
         pair_groups: ``(P,)`` the group (row of ``logp_S``) of each pair.
-        trust_region_kl: scalar ``KL(pi_theta || pi_old)``, exact per state where the distribution is
+        trust_region_kl: ``KL(pi_theta || pi_old)``, exact per state where the distribution is
             explicit (``kl.categorical_kl``, ``kl.diag_gaussian_kl`` averaged over states) or the
-            sampled ``kl.sampled_kl``; required when ``trust_region``.
+            sampled ``kl.sampled_kl``; required when ``trust_region``. A scalar is one trust region
+            for the whole batch (the paper's); a ``(N,)`` tensor is one trust region per context
+            (question, prompt), each hinged on its own and the penalties averaged.
         alpha: hinge weight (0.5, paper). beta_tr: trust-region threshold (0.01, paper).
         trust_region: ``False`` drops the hinge (the seed's ablation "no trust-region constraint").
         ref_kl: scalar penalty towards pi_ref (e.g. mean k3), weighted by ``kl_coeff`` (default 0).
@@ -142,7 +144,7 @@ def hard_pair_loss(
     if trust_region:
         if trust_region_kl is None:
             raise ValueError("hard_pair_loss with trust_region=True needs trust_region_kl = KL(pi_theta || pi_old)")
-        penalty = alpha * torch.clamp(trust_region_kl - beta_tr, min=0.0)
+        penalty = alpha * torch.clamp(trust_region_kl - beta_tr, min=0.0).mean()
         loss = loss + penalty
     if kl_coeff > 0:
         if ref_kl is None:
@@ -151,7 +153,7 @@ def hard_pair_loss(
     stats = {
         C.LOSS: loss.detach(),
         C.FIT_KL: fit.detach(),
-        C.TRUST_REGION_KL: trust_region_kl.detach() if trust_region_kl is not None else zero,
+        C.TRUST_REGION_KL: trust_region_kl.detach().mean() if trust_region_kl is not None else zero,
         C.TRUST_REGION_PENALTY: penalty.detach(),
         C.NUM_PAIRS: torch.tensor(float(n_pairs)),
     }

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from pairgrpo_rllib import constants as C
-from pairgrpo_rllib._validation import check_choice, check_positive, check_range
+from pairgrpo_rllib._validation import check_choice, check_positive
 from pairgrpo_rllib.kl import kl_penalty
 
 Stats = dict[str, torch.Tensor]
@@ -81,7 +81,8 @@ def clipped_surrogate(
     Returns:
         ``(c, ratio, clipped)``, each ``(B, T)``; ``clipped`` is true where the clipped branch is active.
     """
-    check_range("clip_low", clip_low, 0.0, 1.0, closed=False)
+    if not 0.0 <= clip_low < 1.0:
+        raise ValueError(f"clip_low={clip_low!r} must lie in [0, 1): the ratio's lower clip is 1 - clip_low")
     check_positive("clip_high", clip_high)
     if adv.dim() == 1:
         adv = adv.unsqueeze(-1)
