@@ -33,3 +33,7 @@ LOG_ODDS_RATIO = "log_odds_ratio"
 GRAD_NORM = "grad_norm"
 GRAD_COSINE_VS_GRPO = "grad_cosine_vs_grpo"
 ENTROPY = "entropy"
+
+# --- `pairgrpo theory` (kept here so that the CLI parses its options without importing torch) ---
+THEORY_ALGORITHMS = ("grpo", "soft_pair_grpo", "hard_pair_grpo")
+THEORY_MODES = ("exact", "sampled")

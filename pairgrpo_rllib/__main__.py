@@ -1,0 +1,7 @@
+"""``python -m pairgrpo_rllib`` is the ``pairgrpo`` command."""
+
+import sys
+
+from pairgrpo_rllib.cli import main
+
+sys.exit(main())

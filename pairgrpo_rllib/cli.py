@@ -1,0 +1,187 @@
+"""The ``pairgrpo`` command (also ``python -m pairgrpo_rllib``).
+
+Subcommands:
+  theory   reproduce the stationary-policy closed forms of seed 004 with the project's losses
+
+Bad input gets one line on stderr naming the option, the value and the allowed range, exit code 2,
+and no traceback, before any work starts. Heavy packages are imported by the subcommand that
+needs them (``theory`` needs torch only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+EXIT_BAD_INPUT = 2
+EXIT_CHECK_FAILED = 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but errors are one line (``pairgrpo theory: error: ...``) and exit 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _float_in(name: str, low: float, high: float, low_open: bool, high_open: bool, allowed: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: {allowed}") from None
+        ok = math.isfinite(value)
+        ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: {allowed}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _group_size(text: str) -> int | str:
+    if text.strip().lower() in ("inf", "infinity"):
+        return "inf"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 2, or inf") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text} is too small; allowed: an integer >= 2, or inf (a group needs two members)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pairgrpo_rllib.constants import THEORY_ALGORITHMS as ALGORITHMS
+    from pairgrpo_rllib.constants import THEORY_MODES as MODES
+
+    parser = OneLineParser(prog="pairgrpo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    th = sub.add_parser(
+        "theory",
+        help="reproduce seed 004's stationary policies on a binary question",
+        description=(
+            "Train a tabular softmax policy on a binary question (a preferred, deterministic rewards) with "
+            "the project's loss functions and compare its fixed point with the closed forms of seed 004 "
+            "(spec: ALGORITHMS.md, last section). Exits 1 if any row misses its tolerance "
+            "(0.01 exact, 0.03 sampled)."
+        ),
+    )
+    th.add_argument("--algorithm", nargs="+", choices=ALGORITHMS, default=None, metavar="NAME",
+                    help=f"algorithms to check (default: all of {', '.join(ALGORITHMS)})")
+    th.add_argument("--beta", nargs="+", default=None, metavar="B",
+                    type=_float_in("beta", 0.0, math.inf, True, True, "beta > 0 (checked range [0.05, 3])"),
+                    help="KL coefficients (Hard-Pair-GRPO: its trust-region threshold beta_tr); "
+                         "default 0.05 0.1 0.2 0.5 1 2 3")
+    th.add_argument("--pref", nargs="+", default=None, metavar="P",
+                    type=_float_in("pref", 0.0, 1.0, True, True, "0 < pref < 1 (checked range [0.05, 0.95])"),
+                    help="reference probabilities pi_ref(a); default 0.05 0.1 0.25 0.5 0.75 0.9 0.95")
+    th.add_argument("--group-size", nargs="+", default=None, metavar="G", type=_group_size,
+                    help="group sizes (integers >= 2, or inf for GRPO); default per algorithm")
+    th.add_argument("--kl-estimator", nargs="+", default=None, choices=("k3", "k3_is"), metavar="EST",
+                    help="KL estimators for GRPO / Soft-Pair-GRPO: k3 or k3_is (default: the spec's cases)")
+    th.add_argument("--iterations", nargs="+", default=None, metavar="T", type=_positive_int,
+                    help="Hard-Pair-GRPO: iterations T at which pi_T(a) is compared (default 25)")
+    th.add_argument("--mode", choices=MODES, default="exact",
+                    help="exact: expected gradients to the fixed point; sampled: seeded sampled groups")
+    th.add_argument("--seed", type=int, default=0, help="random seed of sampled mode (default 0)")
+    th.add_argument("--json", action="store_true", help="print one JSON list of rows instead of a table")
+    th.add_argument("--plot", metavar="DIR", default=None, help="also write PNG figures to DIR")
+    return parser
+
+
+def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pairgrpo_rllib.theory.check import (
+        ALGORITHMS,
+        DEFAULT_BETAS,
+        DEFAULT_ITERATIONS,
+        DEFAULT_PREFS,
+        TheoryInputError,
+        build_cases,
+        format_table,
+        run_theory,
+        summarize,
+    )
+
+    algorithms = tuple(dict.fromkeys(args.algorithm)) if args.algorithm else ALGORITHMS
+    try:
+        cases = build_cases(algorithms, args.group_size, args.kl_estimator)
+    except TheoryInputError as exc:
+        parser.error(str(exc))
+    if args.plot is not None:
+        try:
+            os.makedirs(args.plot, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"argument --plot: cannot create directory {args.plot!r}: {exc.strerror}")
+
+    import torch
+
+    torch.set_num_threads(1)  # 2 shared cores: a second thread only adds contention
+    from pairgrpo_rllib.theory.bandit import SimulationSettings
+
+    settings = SimulationSettings(seed=args.seed, hard_pair_iterations=tuple(args.iterations or DEFAULT_ITERATIONS))
+    started = time.perf_counter()
+
+    def progress(case, rows):
+        worst = max(r["abs_error"] for r in rows)
+        print(
+            f"[theory] {case.algorithm} G={case.group_size} kl={case.kl_estimator} {args.mode}: "
+            f"{len(rows)} rows, max |error| {worst:.2e} ({time.perf_counter() - started:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    rows = run_theory(
+        cases, tuple(args.beta or DEFAULT_BETAS), tuple(args.pref or DEFAULT_PREFS), args.mode, settings, progress
+    )
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(format_table(rows))
+        print()
+        for s in summarize(rows):
+            print(
+                f"{s['algorithm']:<15} G={s['group_size']!s:<4} kl={s['kl_estimator']:<5} {s['mode']:<7} "
+                f"rows={s['rows']:<3} max|error|={s['max_abs_error']:.2e} tol={s['tolerance']} "
+                f"{'PASS' if s['passed'] else 'FAIL'}"
+            )
+    if args.plot is not None:
+        from pairgrpo_rllib.theory.plots import plot_rows
+
+        for path in plot_rows(rows, args.plot):
+            print(f"[theory] wrote {path}", file=sys.stderr)
+    failed = [r for r in rows if not r["passed"]]
+    if failed:
+        print(f"[theory] {len(failed)} of {len(rows)} rows miss their tolerance", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's own parser
+    if args.command == "theory":
+        return _cmd_theory(args, sub)
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
