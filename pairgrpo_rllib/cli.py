@@ -36,7 +36,11 @@ def _float_in(name: str, low: float, high: float, low_open: bool, high_open: boo
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: {allowed}") from None
         ok = math.isfinite(value)
-        ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        ok = (
+            ok
+            and (value > low if low_open else value >= low)
+            and (value < high if high_open else value <= high)
+        )
         if not ok:
             raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: {allowed}")
         return value
@@ -51,9 +55,13 @@ def _group_size(text: str) -> int | str:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 2, or inf") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer; allowed: an integer >= 2, or inf"
+        ) from None
     if value < 2:
-        raise argparse.ArgumentTypeError(f"{text} is too small; allowed: an integer >= 2, or inf (a group needs two members)")
+        raise argparse.ArgumentTypeError(
+            f"{text} is too small; allowed: an integer >= 2, or inf (a group needs two members)"
+        )
     return value
 
 
@@ -83,23 +91,61 @@ def build_parser() -> argparse.ArgumentParser:
             "(0.01 exact, 0.03 sampled)."
         ),
     )
-    th.add_argument("--algorithm", nargs="+", choices=ALGORITHMS, default=None, metavar="NAME",
-                    help=f"algorithms to check (default: all of {', '.join(ALGORITHMS)})")
-    th.add_argument("--beta", nargs="+", default=None, metavar="B",
-                    type=_float_in("beta", 0.0, math.inf, True, True, "beta > 0 (checked range [0.05, 3])"),
-                    help="KL coefficients (Hard-Pair-GRPO: its trust-region threshold beta_tr); "
-                         "default 0.05 0.1 0.2 0.5 1 2 3")
-    th.add_argument("--pref", nargs="+", default=None, metavar="P",
-                    type=_float_in("pref", 0.0, 1.0, True, True, "0 < pref < 1 (checked range [0.05, 0.95])"),
-                    help="reference probabilities pi_ref(a); default 0.05 0.1 0.25 0.5 0.75 0.9 0.95")
-    th.add_argument("--group-size", nargs="+", default=None, metavar="G", type=_group_size,
-                    help="group sizes (integers >= 2, or inf for GRPO); default per algorithm")
-    th.add_argument("--kl-estimator", nargs="+", default=None, choices=("k3", "k3_is"), metavar="EST",
-                    help="KL estimators for GRPO / Soft-Pair-GRPO: k3 or k3_is (default: the spec's cases)")
-    th.add_argument("--iterations", nargs="+", default=None, metavar="T", type=_positive_int,
-                    help="Hard-Pair-GRPO: iterations T at which pi_T(a) is compared (default 25)")
-    th.add_argument("--mode", choices=MODES, default="exact",
-                    help="exact: expected gradients to the fixed point; sampled: seeded sampled groups")
+    th.add_argument(
+        "--algorithm",
+        nargs="+",
+        choices=ALGORITHMS,
+        default=None,
+        metavar="NAME",
+        help=f"algorithms to check (default: all of {', '.join(ALGORITHMS)})",
+    )
+    th.add_argument(
+        "--beta",
+        nargs="+",
+        default=None,
+        metavar="B",
+        type=_float_in("beta", 0.0, math.inf, True, True, "beta > 0 (checked range [0.05, 3])"),
+        help="KL coefficients (Hard-Pair-GRPO: its trust-region threshold beta_tr); "
+        "default 0.05 0.1 0.2 0.5 1 2 3",
+    )
+    th.add_argument(
+        "--pref",
+        nargs="+",
+        default=None,
+        metavar="P",
+        type=_float_in("pref", 0.0, 1.0, True, True, "0 < pref < 1 (checked range [0.05, 0.95])"),
+        help="reference probabilities pi_ref(a); default 0.05 0.1 0.25 0.5 0.75 0.9 0.95",
+    )
+    th.add_argument(
+        "--group-size",
+        nargs="+",
+        default=None,
+        metavar="G",
+        type=_group_size,
+        help="group sizes (integers >= 2, or inf for GRPO); default per algorithm",
+    )
+    th.add_argument(
+        "--kl-estimator",
+        nargs="+",
+        default=None,
+        choices=("k3", "k3_is"),
+        metavar="EST",
+        help="KL estimators for GRPO / Soft-Pair-GRPO: k3 or k3_is (default: the spec's cases)",
+    )
+    th.add_argument(
+        "--iterations",
+        nargs="+",
+        default=None,
+        metavar="T",
+        type=_positive_int,
+        help="Hard-Pair-GRPO: iterations T at which pi_T(a) is compared (default 25)",
+    )
+    th.add_argument(
+        "--mode",
+        choices=MODES,
+        default="exact",
+        help="exact: expected gradients to the fixed point; sampled: seeded sampled groups",
+    )
     th.add_argument("--seed", type=int, default=0, help="random seed of sampled mode (default 0)")
     th.add_argument("--json", action="store_true", help="print one JSON list of rows instead of a table")
     th.add_argument("--plot", metavar="DIR", default=None, help="also write PNG figures to DIR")
@@ -135,7 +181,9 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     torch.set_num_threads(1)  # 2 shared cores: a second thread only adds contention
     from pairgrpo_rllib.theory.bandit import SimulationSettings
 
-    settings = SimulationSettings(seed=args.seed, hard_pair_iterations=tuple(args.iterations or DEFAULT_ITERATIONS))
+    settings = SimulationSettings(
+        seed=args.seed, hard_pair_iterations=tuple(args.iterations or DEFAULT_ITERATIONS)
+    )
     started = time.perf_counter()
 
     def progress(case, rows):
@@ -148,7 +196,12 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         )
 
     rows = run_theory(
-        cases, tuple(args.beta or DEFAULT_BETAS), tuple(args.pref or DEFAULT_PREFS), args.mode, settings, progress
+        cases,
+        tuple(args.beta or DEFAULT_BETAS),
+        tuple(args.pref or DEFAULT_PREFS),
+        args.mode,
+        settings,
+        progress,
     )
     if args.json:
         print(json.dumps(rows))

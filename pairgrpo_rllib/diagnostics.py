@@ -81,7 +81,8 @@ def grad_norm(grads: torch.Tensor | Iterable[torch.Tensor | None]) -> float:
 
 
 def grad_cosine(
-    grads_a: torch.Tensor | Sequence[torch.Tensor | None], grads_b: torch.Tensor | Sequence[torch.Tensor | None]
+    grads_a: torch.Tensor | Sequence[torch.Tensor | None],
+    grads_b: torch.Tensor | Sequence[torch.Tensor | None],
 ) -> float:
     """Cosine between two gradients of the same parameters; NaN if either is zero.
 

@@ -143,7 +143,9 @@ def hard_pair_loss(
     penalty = zero
     if trust_region:
         if trust_region_kl is None:
-            raise ValueError("hard_pair_loss with trust_region=True needs trust_region_kl = KL(pi_theta || pi_old)")
+            raise ValueError(
+                "hard_pair_loss with trust_region=True needs trust_region_kl = KL(pi_theta || pi_old)"
+            )
         penalty = alpha * torch.clamp(trust_region_kl - beta_tr, min=0.0).mean()
         loss = loss + penalty
     if kl_coeff > 0:

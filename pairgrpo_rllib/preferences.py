@@ -143,7 +143,11 @@ def select_pairs(
         # Integer scores: a jitter in [0, 0.5) breaks ties at random without reordering anything else.
         jitter = torch.rand(copeland.shape, generator=generator, dtype=torch.float64).to(device) * 0.5
         first = (copeland + jitter).argmax(dim=-1)
-        second = (copeland - jitter).argmin(dim=-1)
+        # The worst is drawn among the *other* members: when every Copeland score is equal (a cyclic
+        # tournament of noisy labels, odd G) the same jitter would pick the best again, a self-pair
+        # that gets dropped. When the scores differ the best never has the lowest one, so nothing changes.
+        low = (copeland - jitter).scatter(-1, first.unsqueeze(-1), float("inf"))
+        second = low.argmin(dim=-1)
         group = torch.arange(n, device=device)
     else:
         perm = torch.stack([torch.randperm(g, generator=generator) for _ in range(n)]).to(device)

@@ -169,8 +169,9 @@ def simulate_exact(
     comp = None if case.group_size == INF else _composition_advantages(case.algorithm, int(case.group_size))
     opt = torch.optim.Rprop([logits], lr=settings.step, etas=(0.5, 1.2), step_sizes=(1e-14, 1.0))
     residual = torch.full_like(prefs, math.inf)
-    it = 0
-    for it in range(1, settings.max_iters + 1):
+    iterations = 0
+    while iterations < settings.max_iters:
+        iterations += 1
         pi_old = torch.softmax(logits.detach(), dim=-1)
         adv = expected_advantages(case, pi_old, comp)
         opt.zero_grad()
@@ -178,12 +179,14 @@ def simulate_exact(
         # dLoss/dz_a = -pi_a pi_b (dJ/dpi_a - dJ/dpi_b): divide by the Fisher pi_a pi_b.
         residual = logits.grad[:, 0].abs() / (pi_old[:, 0] * pi_old[:, 1])
         state = opt.state.get(logits, {})
-        bracketed = state["step_size"][:, 0] < 1e-11 if "step_size" in state else torch.zeros_like(prefs).bool()
+        bracketed = (
+            state["step_size"][:, 0] < 1e-11 if "step_size" in state else torch.zeros_like(prefs).bool()
+        )
         if bool(((residual < settings.tol) | bracketed).all()):
             break
         opt.step()
     pi_a = torch.softmax(logits.detach(), dim=-1)[:, 0]
-    return pi_a, {"iterations": it, "residual": residual.detach()}
+    return pi_a, {"iterations": iterations, "residual": residual.detach()}
 
 
 def _sample_answers(pi_old: torch.Tensor, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -250,7 +253,12 @@ def simulate_sampled(
 def _fit_hard_pair(logits, old_logp, target, rows, betas, settings) -> None:
     """Solve ``min hard_pair_loss`` over the logits of the configurations in ``rows`` (in place)."""
     opt = torch.optim.LBFGS(
-        [logits], lr=1.0, max_iter=200, tolerance_grad=1e-13, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+        [logits],
+        lr=1.0,
+        max_iter=200,
+        tolerance_grad=1e-13,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
     )
 
     def closure():

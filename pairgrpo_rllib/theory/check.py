@@ -81,7 +81,9 @@ def _checked_case(algo: str, g: int | str, est: str) -> Case:
         raise TheoryInputError(f"--kl-estimator {est}: no closed form; use k3 or k3_is")
     if algo == "soft_pair_grpo":
         if g == INF:
-            raise TheoryInputError("--group-size inf: soft_pair_grpo samples real groups; use an integer >= 2")
+            raise TheoryInputError(
+                "--group-size inf: soft_pair_grpo samples real groups; use an integer >= 2"
+            )
         return Case(algo, g, est)
     if est == "k3_is" and g != 2:
         raise TheoryInputError(
@@ -134,7 +136,9 @@ def run_case(
     return rows
 
 
-def _row(base: dict, beta: float, pref: float, mode: str, exact: float, sim: float, tol: float, **extra) -> dict:
+def _row(
+    base: dict, beta: float, pref: float, mode: str, exact: float, sim: float, tol: float, **extra
+) -> dict:
     err = abs(sim - exact)
     return {
         **base,
@@ -195,8 +199,16 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
         key = (r["algorithm"], str(r["group_size"]), r["kl_estimator"], r["mode"])
         s = out.setdefault(
             key,
-            {"algorithm": key[0], "group_size": r["group_size"], "kl_estimator": key[2], "mode": key[3],
-             "rows": 0, "max_abs_error": 0.0, "tolerance": r["tolerance"], "passed": True},
+            {
+                "algorithm": key[0],
+                "group_size": r["group_size"],
+                "kl_estimator": key[2],
+                "mode": key[3],
+                "rows": 0,
+                "max_abs_error": 0.0,
+                "tolerance": r["tolerance"],
+                "passed": True,
+            },
         )
         s["rows"] += 1
         s["max_abs_error"] = max(s["max_abs_error"], r["abs_error"])

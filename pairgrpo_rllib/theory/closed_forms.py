@@ -46,6 +46,8 @@ def soft_pair_all(beta: float, p: float, kl_estimator: str = "k3") -> float:
     return grpo_g2_direct_kl(beta, p) if kl_estimator == "k3_is" else grpo_g2(beta, p)
 
 
-def hard_pair(p: float, iterations: int, delta0: float = 0.02, gamma: float = 0.98, eps_p: float = 1e-4) -> float:
+def hard_pair(
+    p: float, iterations: int, delta0: float = 0.02, gamma: float = 0.98, eps_p: float = 1e-4
+) -> float:
     """Hard-Pair-GRPO after ``iterations`` fits: ``min(p + delta0 (1 - gamma^T) / (1 - gamma), 1 - eps_p)``."""
     return hard_pair_closed_form(p, iterations, delta0, gamma, eps_p=eps_p)

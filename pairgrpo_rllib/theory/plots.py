@@ -55,22 +55,46 @@ def plot_rows(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
             hp = {k: case_rows[0][k] for k in ("delta0", "gamma", "eps_p")}
             for i, t in enumerate(series):
                 color = plt.cm.viridis(i / max(1, len(series) - 1))
-                ax.plot(grid, [closed_form(case, 0.0, p, t, **hp) for p in grid], color=color, lw=1.5, label=f"T = {t}")
+                ax.plot(
+                    grid,
+                    [closed_form(case, 0.0, p, t, **hp) for p in grid],
+                    color=color,
+                    lw=1.5,
+                    label=f"T = {t}",
+                )
                 pts = [r for r in case_rows if r["iterations"] == t and r["beta"] == first_beta]
-                ax.plot([r["pref"] for r in pts], [r["simulated"] for r in pts], "o", color=color, ms=5, mfc="none")
+                ax.plot(
+                    [r["pref"] for r in pts],
+                    [r["simulated"] for r in pts],
+                    "o",
+                    color=color,
+                    ms=5,
+                    mfc="none",
+                )
             subtitle = f"delta0 = {hp['delta0']}, gamma = {hp['gamma']}; beta_tr = {first_beta:g}"
         else:
             betas = sorted({r["beta"] for r in case_rows})
             for i, b in enumerate(betas):
                 color = plt.cm.viridis(i / max(1, len(betas) - 1))
-                ax.plot(grid, [closed_form(case, b, p) for p in grid], color=color, lw=1.5, label=f"beta = {b:g}")
+                ax.plot(
+                    grid, [closed_form(case, b, p) for p in grid], color=color, lw=1.5, label=f"beta = {b:g}"
+                )
                 pts = [r for r in case_rows if r["beta"] == b]
-                ax.plot([r["pref"] for r in pts], [r["simulated"] for r in pts], "o", color=color, ms=5, mfc="none")
+                ax.plot(
+                    [r["pref"] for r in pts],
+                    [r["simulated"] for r in pts],
+                    "o",
+                    color=color,
+                    ms=5,
+                    mfc="none",
+                )
             key = (algo, "large" if g not in (2, "inf") else g, est)
             subtitle = FORMULA.get(key, "closed form: seed 004 eq. 14 (expected pair advantage = pi_old(b))")
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
         worst = max(r["abs_error"] for r in case_rows)
-        ax.set_title(TITLES[(algo, est)].format(g=g) + f"\n{subtitle}; {mode}, max |error| {worst:.1e}", fontsize=8)
+        ax.set_title(
+            TITLES[(algo, est)].format(g=g) + f"\n{subtitle}; {mode}, max |error| {worst:.1e}", fontsize=8
+        )
         ax.set_xlabel("pi_ref(a)")
         ax.set_ylabel("stationary pi(a)" if algo != "hard_pair_grpo" else "pi_T(a)")
         ax.set_xlim(0, 1)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command of the README: set up .venv if needed, then run the whole suite with `pytest`
+# (not `python -m pytest`: that puts the repo root on sys.path, see STYLE.md).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/env.sh
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+exec "$ROOT/.venv/bin/pytest" "$@"
