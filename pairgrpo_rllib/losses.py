@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from pairgrpo_rllib import constants as C
-from pairgrpo_rllib._validation import check_choice, check_positive
+from pairgrpo_rllib._validation import check_choice, check_positive, check_range
 from pairgrpo_rllib.kl import kl_penalty
 
 Stats = dict[str, torch.Tensor]
@@ -173,6 +173,8 @@ def grpo_loss(
         real step), ``clip_fraction``, ``ratio_mean``.
     """
     check_positive("beta", beta, allow_zero=True)
+    # Checked here too: with beta = 0 or a precomputed kl the estimator is never reached.
+    check_choice("kl_estimator", kl_estimator, C.KL_ESTIMATORS)
     mask = mask.bool()
     zero = torch.zeros_like(logp)
     logp_m = torch.where(mask, logp, zero)
@@ -234,6 +236,9 @@ def pg_grpo_loss(
     seed's KL weight, default GRPO's 0.04), ``clip`` (symmetric epsilon, 0.2).
     """
     check_positive("beta_pg", beta_pg)
+    # PG-GRPO's own names: grpo_loss would report them as beta / clip_low / clip_high.
+    check_positive("w1", w1, allow_zero=True)
+    check_range("clip", clip, 0.0, 1.0, closed=False)
     return grpo_loss(
         logp,
         old_logp,
