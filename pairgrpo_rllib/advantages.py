@@ -11,6 +11,9 @@ Implementation details
    mode in which an all-equal group has non-zero advantages.
 4. Groups may be given as rows of a ``(N, G)`` tensor or as a flat ``(N*G,)`` tensor with integer
    ``group_ids`` (any order, any group sizes), the form a sharded RLlib batch has.
+5. Means and stds are computed in float64 and cast back: in float32 two scores one rounding step
+   apart (``[1.0, 1.0 + 1.19e-7]``) have a spread above ``eps`` but a mean that rounds onto one of
+   them, which gave advantages ``[0, 1.41]`` instead of ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -49,40 +52,29 @@ def group_advantages(
             raise ValueError(
                 f"scores has shape {tuple(scores.shape)}; pass (N, G) rows or flat scores with group_ids"
             )
-        if norm == "none":
-            return scores.clone()
-        mean = scores.mean(dim=-1, keepdim=True)
-        std = scores.std(dim=-1, keepdim=True, correction=0)
-        centred = scores - mean
-        spread = std >= eps
-        if norm == "mean_std":
-            adv = centred / torch.where(spread, std, torch.ones_like(std))
-        else:
-            adv = centred
-        return torch.where(spread, adv, torch.zeros_like(adv))
-
-    if scores.dim() != 1 or group_ids.shape != scores.shape:
+    elif scores.dim() != 1 or group_ids.shape != scores.shape:
         raise ValueError(
             f"flat scores {tuple(scores.shape)} and group_ids {tuple(group_ids.shape)} must both be (M,)"
         )
     if norm == "none":
         return scores.clone()
-    _, inverse = torch.unique(group_ids, return_inverse=True)
-    n_groups = int(inverse.max()) + 1 if inverse.numel() else 0
-    count = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(
-        0, inverse, torch.ones_like(scores)
-    )
-    total = torch.zeros_like(count).index_add_(0, inverse, scores)
-    mean = (total / count)[inverse]
-    centred = scores - mean
-    var = torch.zeros_like(count).index_add_(0, inverse, centred * centred) / count
-    std = var.sqrt()[inverse]
-    spread = std >= eps
-    if norm == "mean_std":
-        adv = centred / torch.where(spread, std, torch.ones_like(std))
+    wide = scores.to(torch.float64)  # detail 5
+    if group_ids is None:
+        centred = wide - wide.mean(dim=-1, keepdim=True)
+        std = wide.std(dim=-1, keepdim=True, correction=0)
     else:
-        adv = centred
-    return torch.where(spread, adv, torch.zeros_like(adv))
+        _, inverse = torch.unique(group_ids, return_inverse=True)
+        n_groups = int(inverse.max()) + 1 if inverse.numel() else 0
+        count = torch.zeros(n_groups, dtype=wide.dtype, device=wide.device).index_add_(
+            0, inverse, torch.ones_like(wide)
+        )
+        total = torch.zeros_like(count).index_add_(0, inverse, wide)
+        centred = wide - (total / count)[inverse]
+        var = torch.zeros_like(count).index_add_(0, inverse, centred * centred) / count
+        std = var.sqrt()[inverse]
+    spread = std >= eps
+    adv = centred / torch.where(spread, std, torch.ones_like(std)) if norm == "mean_std" else centred
+    return torch.where(spread, adv, torch.zeros_like(adv)).to(scores.dtype)
 
 
 def expected_advantage_limit(

@@ -147,7 +147,9 @@ def test_row_form_matches_python_loop():
     r = torch.randn(6, 3, generator=gen, dtype=F64)
     ids = torch.arange(6).repeat_interleave(3)
     ref = _reference_group_advantages(r.reshape(-1).tolist(), ids.tolist(), "mean_std")
-    torch.testing.assert_close(group_advantages(r).reshape(-1), torch.tensor(ref, dtype=F64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        group_advantages(r).reshape(-1), torch.tensor(ref, dtype=F64), atol=1e-12, rtol=0
+    )
 
 
 # --- the G -> infinity limit ------------------------------------------------------------------
@@ -163,7 +165,10 @@ def test_expected_advantage_limit_hand_case():
     )
     # mean: shift only -> [0.2, -0.8]; none: the rewards
     torch.testing.assert_close(
-        expected_advantage_limit(rewards, probs, "mean"), torch.tensor([0.2, -0.8], dtype=F64), atol=1e-12, rtol=0
+        expected_advantage_limit(rewards, probs, "mean"),
+        torch.tensor([0.2, -0.8], dtype=F64),
+        atol=1e-12,
+        rtol=0,
     )
     assert expected_advantage_limit(rewards, probs, "none").tolist() == [1.0, 0.0]
 
@@ -246,3 +251,13 @@ def test_validation_helpers():
         check_range("gamma", 1.0, 0.0, 1.0, closed=False)
     with pytest.raises(ValueError, match=r"gamma=1.5 must lie in \[0.0, 1.0\]"):
         check_range("gamma", 1.5, 0.0, 1.0)
+
+
+def test_float32_near_tie_keeps_both_signs():
+    # Two float32 scores one rounding step apart: the spread (8.4e-8) is above eps, so the group
+    # counts as spread; the advantages must still be -1 and +1, not 0 and 1.41 (detail 5).
+    scores = torch.tensor([[1.0, 1.0 + 1.19e-7]], dtype=torch.float32)
+    assert torch.equal(group_advantages(scores), torch.tensor([[-1.0, 1.0]]))
+    flat = group_advantages(scores.reshape(-1), group_ids=torch.tensor([0, 0]))
+    assert torch.equal(flat, torch.tensor([-1.0, 1.0]))
+    assert flat.dtype == torch.float32

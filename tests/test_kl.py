@@ -166,7 +166,8 @@ def test_clamp_inside_range_changes_nothing():
     logp, ref, old = (torch.randn(4, 5, generator=gen, dtype=F64) for _ in range(3))
     for est in ("k1", "k2", "k3", "k3_is"):
         assert torch.equal(
-            kl_penalty(logp, ref, est, old_logp=old), kl_penalty(logp, ref, est, old_logp=old, log_ratio_clamp=50.0)
+            kl_penalty(logp, ref, est, old_logp=old),
+            kl_penalty(logp, ref, est, old_logp=old, log_ratio_clamp=50.0),
         )
 
 

@@ -54,7 +54,9 @@ def test_clipped_surrogate_hand_case_asymmetric_clip():
     expected_clipped = [True, False, False, True, False, False, True, False]
     logp = torch.tensor([[LOG(r) for r in ratios]], dtype=F64)
     old = torch.zeros_like(logp)
-    c, ratio, clipped = clipped_surrogate(logp, old, torch.tensor([advs], dtype=F64), clip_low=0.2, clip_high=0.28)
+    c, ratio, clipped = clipped_surrogate(
+        logp, old, torch.tensor([advs], dtype=F64), clip_low=0.2, clip_high=0.28
+    )
     torch.testing.assert_close(c, torch.tensor([expected_c], dtype=F64), atol=1e-12, rtol=0)
     torch.testing.assert_close(ratio, torch.tensor([ratios], dtype=F64), atol=1e-12, rtol=0)
     assert clipped.tolist() == [expected_clipped]
@@ -83,7 +85,9 @@ def test_clipped_branch_has_zero_gradient():
 def test_clipped_surrogate_ratio_scale():
     # log-ratio log 4 scaled by 0.5: rho = exp(0.5 log 4) = 2; A = 1 -> min(2, 1.2) = 1.2
     logp = torch.tensor([[LOG(4.0)]], dtype=F64)
-    c, ratio, clipped = clipped_surrogate(logp, torch.zeros_like(logp), torch.tensor([1.0], dtype=F64), ratio_scale=0.5)
+    c, ratio, clipped = clipped_surrogate(
+        logp, torch.zeros_like(logp), torch.tensor([1.0], dtype=F64), ratio_scale=0.5
+    )
     assert math.isclose(float(ratio), 2.0, rel_tol=1e-12)
     assert math.isclose(float(c), 1.2, rel_tol=1e-12) and bool(clipped)
 
@@ -118,7 +122,9 @@ def test_aggregate_hand_cases():
     # seq_mean_token_sum_norm, T_max = padded width 3: (6/3 + 4/3) / 2 = 10/6
     assert math.isclose(float(aggregate(VALUES, MASK, "seq_mean_token_sum_norm")), 10 / 6, rel_tol=1e-12)
     # ... with max_len = 5: (6/5 + 4/5) / 2 = 1.0
-    assert math.isclose(float(aggregate(VALUES, MASK, "seq_mean_token_sum_norm", max_len=5)), 1.0, rel_tol=1e-12)
+    assert math.isclose(
+        float(aggregate(VALUES, MASK, "seq_mean_token_sum_norm", max_len=5)), 1.0, rel_tol=1e-12
+    )
     # default mode is seq_mean_token_mean
     assert float(aggregate(VALUES, MASK)) == 3.0
 
@@ -130,7 +136,9 @@ def test_aggregate_weights_hand_cases():
     # token_mean: (1*6 + 3*4) / (1*3 + 3*1) = 18/6 = 3.0
     assert float(aggregate(VALUES, MASK, "token_mean", weights=w)) == 3.0
     # seq_mean_token_sum_norm: (1*6/3 + 3*4/3) / 4 = (2 + 4) / 4 = 1.5
-    assert math.isclose(float(aggregate(VALUES, MASK, "seq_mean_token_sum_norm", weights=w)), 1.5, rel_tol=1e-12)
+    assert math.isclose(
+        float(aggregate(VALUES, MASK, "seq_mean_token_sum_norm", weights=w)), 1.5, rel_tol=1e-12
+    )
 
 
 def test_aggregate_modes_differ_on_unequal_lengths_and_agree_on_equal_ones():
@@ -180,7 +188,7 @@ def test_grpo_loss_hand_case_seq_mean_token_mean():
     loss, stats = grpo_loss(logp, old, ref, adv, mask, beta=0.1, kl_estimator="k1")
     # c: seq 0 -> min(1.5, 1.2) = 1.2 and 0.9, mean 1.05; seq 1 -> -1.1; policy obj (1.05 - 1.1)/2 = -0.025
     # k1 per seq: (0.2 - 0.4)/2 = -0.1 and -0.1 -> -0.1; J = -0.025 - 0.1 * -0.1 = -0.015; loss = 0.015
-    assert math.isclose(float(loss), 0.015, abs_tol=1e-12)
+    assert math.isclose(float(loss.detach()), 0.015, abs_tol=1e-12)
     assert math.isclose(float(stats[C.POLICY_LOSS]), 0.025, abs_tol=1e-12)
     assert math.isclose(float(stats[C.LOSS]), 0.015, abs_tol=1e-12)
     # kl_ref: (0.2 - 0.4 - 0.1) / 3 real steps = -0.1; clip_fraction: 1 of 3; ratio_mean (1.5 + 0.9 + 1.1)/3
@@ -190,7 +198,9 @@ def test_grpo_loss_hand_case_seq_mean_token_mean():
     loss.backward()
     # d loss / d logp: [0,0] clipped: 0 policy, kl +0.1 * (1/2)(1/2) -> +0.025
     # [0,1]: -(0.9 * 1/4 - 0.1 * 1/4) = -0.2; [1,0]: -(-1.1 * 1/2 - 0.1 * 1/2) = 0.6; padding 0
-    torch.testing.assert_close(logp.grad, torch.tensor([[0.025, -0.2], [0.6, 0.0]], dtype=F64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        logp.grad, torch.tensor([[0.025, -0.2], [0.6, 0.0]], dtype=F64), atol=1e-12, rtol=0
+    )
 
 
 @pytest.mark.parametrize(
@@ -235,7 +245,9 @@ def test_masked_entries_get_exactly_zero_gradient_with_garbage_padding(kl_estima
     ref[1, 2:], ref[2, 1:] = NEG_INF, NAN
     logp.requires_grad_(True)
     adv = torch.tensor([1.0, -0.5, 2.0], dtype=F64)
-    loss, stats = grpo_loss(logp, old, ref, adv, mask, beta=0.04, kl_estimator=kl_estimator, loss_agg=loss_agg)
+    loss, stats = grpo_loss(
+        logp, old, ref, adv, mask, beta=0.04, kl_estimator=kl_estimator, loss_agg=loss_agg
+    )
     assert torch.isfinite(loss)
     assert all(torch.isfinite(v) for v in stats.values())
     loss.backward()
@@ -271,8 +283,10 @@ def test_grpo_loss_matches_python_loop():
     lengths = [6, 2, 4, 5]
     mask = torch.tensor([[k < n for k in range(6)] for n in lengths])
     loss, _ = grpo_loss(logp, old, ref, adv, mask, beta=0.2)
-    ref_obj = _reference_grpo_objective(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), lengths, 0.2, 0.2)
-    assert math.isclose(float(loss), -ref_obj, rel_tol=1e-12)
+    ref_obj = _reference_grpo_objective(
+        logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), lengths, 0.2, 0.2
+    )
+    assert math.isclose(float(loss.detach()), -ref_obj, rel_tol=1e-12)
 
 
 # --- PG-GRPO ----------------------------------------------------------------------------------
@@ -291,9 +305,20 @@ def test_pg_grpo_with_beta_pg_one_and_mean_advantages_is_grpo():
     for agg in C.LOSS_AGGS:
         lp_pg = base.clone().requires_grad_(True)
         lp_grpo = base.clone().requires_grad_(True)
-        loss_pg, stats_pg = pg_grpo_loss(lp_pg, old, ref, adv, mask, beta_pg=1.0, w1=0.04, clip=0.2, loss_agg=agg)
+        loss_pg, stats_pg = pg_grpo_loss(
+            lp_pg, old, ref, adv, mask, beta_pg=1.0, w1=0.04, clip=0.2, loss_agg=agg
+        )
         loss_grpo, stats_grpo = grpo_loss(
-            lp_grpo, old, ref, adv, mask, clip_low=0.2, clip_high=0.2, beta=0.04, kl_estimator="k3", loss_agg=agg
+            lp_grpo,
+            old,
+            ref,
+            adv,
+            mask,
+            clip_low=0.2,
+            clip_high=0.2,
+            beta=0.04,
+            kl_estimator="k3",
+            loss_agg=agg,
         )
         loss_pg.backward()
         loss_grpo.backward()
@@ -312,8 +337,10 @@ def test_pg_grpo_hand_case():
     # w1 = 0 (no KL): loss = -(1.2 - 2)/2 = 0.4
     logp = torch.tensor([[LOG(4.0) - 1.0], [LOG(4.0) - 1.0]], dtype=F64)
     old = torch.full((2, 1), -1.0, dtype=F64)
-    loss, stats = pg_grpo_loss(logp, old, None, torch.tensor([1.0, -1.0], dtype=F64), torch.ones(2, 1), beta_pg=0.5, w1=0.0)
-    assert math.isclose(float(loss), 0.4, abs_tol=1e-12)
+    loss, stats = pg_grpo_loss(
+        logp, old, None, torch.tensor([1.0, -1.0], dtype=F64), torch.ones(2, 1), beta_pg=0.5, w1=0.0
+    )
+    assert math.isclose(float(loss.detach()), 0.4, abs_tol=1e-12)
     assert math.isclose(float(stats[C.RATIO_MEAN]), 2.0, rel_tol=1e-12)
     assert float(stats[C.CLIP_FRACTION]) == 0.5
 
@@ -325,7 +352,7 @@ def test_dpo_loss_hand_cases():
     # margin 0: -log sigmoid(0) = log 2
     z = torch.zeros(3, dtype=F64)
     loss, stats = dpo_loss(z - 1.0, z - 2.0, z - 1.0, z - 2.0)
-    assert math.isclose(float(loss), LOG(2.0), rel_tol=1e-12)
+    assert math.isclose(float(loss.detach()), LOG(2.0), rel_tol=1e-12)
     assert float(stats[C.REWARD_MARGIN]) == 0.0 and float(stats[C.PAIR_ACCURACY]) == 0.0
     # (l_w - ref_w) = 2, (l_l - ref_l) = -3, beta = 0.1: margin 0.5; -log sigmoid(0.5) = log(1 + e^-0.5) = 0.474077
     # second pair: margin 0.1 * (-1 - 1) = -0.2; -log sigmoid(-0.2) = log(1 + e^0.2) = 0.798139
@@ -334,12 +361,14 @@ def test_dpo_loss_hand_cases():
     ref_w = torch.tensor([-5.0, -4.0], dtype=F64)
     ref_l = torch.tensor([-5.0, -5.0], dtype=F64)
     loss, stats = dpo_loss(logp_w, logp_l, ref_w, ref_l, beta=0.1)
-    assert math.isclose(float(loss), (0.4740770 + 0.7981389) / 2, abs_tol=1e-7)
+    assert math.isclose(float(loss.detach()), (0.4740770 + 0.7981389) / 2, abs_tol=1e-7)
     assert math.isclose(float(stats[C.REWARD_MARGIN]), (0.5 - 0.2) / 2, abs_tol=1e-12)
     assert float(stats[C.PAIR_ACCURACY]) == 0.5
     loss.backward()
     # d/dl_w = -beta (1 - sigmoid(m)) / B: -0.1 * 0.377541 / 2 and -0.1 * 0.549834 / 2
-    torch.testing.assert_close(logp_w.grad, torch.tensor([-0.0188771, -0.0274917], dtype=F64), atol=1e-7, rtol=0)
+    torch.testing.assert_close(
+        logp_w.grad, torch.tensor([-0.0188771, -0.0274917], dtype=F64), atol=1e-7, rtol=0
+    )
 
 
 # --- ORPO -------------------------------------------------------------------------------------
@@ -356,7 +385,7 @@ def test_orpo_loss_hand_case():
     # ratio = 1.313262; -log sigmoid(1.313262) = 0.238183; loss = 1 + 0.1 * 0.238183 = 1.0238183
     assert math.isclose(float(stats[C.NLL]), 1.0, rel_tol=1e-12)
     assert math.isclose(float(stats[C.LOG_ODDS_RATIO]), 1.3132617, abs_tol=1e-7)
-    assert math.isclose(float(loss), 1.0238183, abs_tol=1e-7)
+    assert math.isclose(float(loss.detach()), 1.0238183, abs_tol=1e-7)
     assert float(stats[C.PAIR_ACCURACY]) == 1.0
     # lam = 0: only the NLL
     loss0, _ = orpo_loss(logp_w, mask_w, logp_l, mask_l, lam=0.0)

@@ -25,7 +25,12 @@ def _reference_all_advantages(scores):
     out = []
     for row in scores:
         g = len(row)
-        out.append([sum((row[i] > row[j]) - (row[i] < row[j]) for j in range(g) if j != i) / (g - 1) for i in range(g)])
+        out.append(
+            [
+                sum((row[i] > row[j]) - (row[i] < row[j]) for j in range(g) if j != i) / (g - 1)
+                for i in range(g)
+            ]
+        )
     return out
 
 
@@ -198,7 +203,9 @@ def test_best_worst_cyclic_tournament_still_gives_a_pair():
 
 def test_best_worst_oriented_by_own_label():
     # a noisy label says 2 > 0 although 0 beats more members than 2 does
-    prefs = torch.tensor([[[0.0, 1.0, -1.0, 1.0], [-1.0, 0.0, 1.0, 1.0], [1.0, -1.0, 0.0, -1.0], [-1.0, -1.0, 1.0, 0.0]]])
+    prefs = torch.tensor(
+        [[[0.0, 1.0, -1.0, 1.0], [-1.0, 0.0, 1.0, 1.0], [1.0, -1.0, 0.0, -1.0], [-1.0, -1.0, 1.0, 0.0]]]
+    )
     # Copeland = row sums = [1, 1, -1, -1]: best in {0, 1}, worst in {2, 3}
     seen = set()
     for seed in range(30):
@@ -235,7 +242,9 @@ def test_disjoint_is_reproducible_and_random():
     prefs = preference_matrix(torch.randn(1, 8, generator=_gen(15)))
     a = select_pairs(prefs, "disjoint", generator=_gen(16))
     assert torch.equal(a, select_pairs(prefs, "disjoint", generator=_gen(16)))
-    different = [not torch.equal(a, select_pairs(prefs, "disjoint", generator=_gen(s))) for s in range(17, 27)]
+    different = [
+        not torch.equal(a, select_pairs(prefs, "disjoint", generator=_gen(s))) for s in range(17, 27)
+    ]
     assert any(different)
 
 
