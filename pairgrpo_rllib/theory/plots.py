@@ -31,6 +31,12 @@ def case_filename(case: Case, mode: str) -> str:
     return f"theory_{case.algorithm}_G{case.group_size}_{case.kl_estimator}_{mode}.png"
 
 
+def _series(ax, color, grid, curve, points, label) -> None:
+    """One closed-form curve (line) and its simulated points (open circles) in one colour."""
+    ax.plot(grid, curve, color=color, lw=1.5, label=label)
+    ax.plot([r["pref"] for r in points], [r["simulated"] for r in points], "o", color=color, ms=5, mfc="none")
+
+
 def plot_rows(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
     """Write one PNG per case found in ``rows``; returns the paths written."""
     import matplotlib
@@ -54,40 +60,16 @@ def plot_rows(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
             series = sorted({r["iterations"] for r in case_rows})
             hp = {k: case_rows[0][k] for k in ("delta0", "gamma", "eps_p")}
             for i, t in enumerate(series):
-                color = plt.cm.viridis(i / max(1, len(series) - 1))
-                ax.plot(
-                    grid,
-                    [closed_form(case, 0.0, p, t, **hp) for p in grid],
-                    color=color,
-                    lw=1.5,
-                    label=f"T = {t}",
-                )
                 pts = [r for r in case_rows if r["iterations"] == t and r["beta"] == first_beta]
-                ax.plot(
-                    [r["pref"] for r in pts],
-                    [r["simulated"] for r in pts],
-                    "o",
-                    color=color,
-                    ms=5,
-                    mfc="none",
-                )
+                curve = [closed_form(case, 0.0, p, t, **hp) for p in grid]
+                _series(ax, plt.cm.viridis(i / max(1, len(series) - 1)), grid, curve, pts, f"T = {t}")
             subtitle = f"delta0 = {hp['delta0']}, gamma = {hp['gamma']}; beta_tr = {first_beta:g}"
         else:
             betas = sorted({r["beta"] for r in case_rows})
             for i, b in enumerate(betas):
-                color = plt.cm.viridis(i / max(1, len(betas) - 1))
-                ax.plot(
-                    grid, [closed_form(case, b, p) for p in grid], color=color, lw=1.5, label=f"beta = {b:g}"
-                )
                 pts = [r for r in case_rows if r["beta"] == b]
-                ax.plot(
-                    [r["pref"] for r in pts],
-                    [r["simulated"] for r in pts],
-                    "o",
-                    color=color,
-                    ms=5,
-                    mfc="none",
-                )
+                curve = [closed_form(case, b, p) for p in grid]
+                _series(ax, plt.cm.viridis(i / max(1, len(betas) - 1)), grid, curve, pts, f"beta = {b:g}")
             key = (algo, "large" if g not in (2, "inf") else g, est)
             subtitle = FORMULA.get(key, "closed form: seed 004 eq. 14 (expected pair advantage = pi_old(b))")
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
