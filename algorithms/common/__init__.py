@@ -1,0 +1,1 @@
+"""Pieces shared by the GRPO-family algorithms: config, policy module, learner, training step."""

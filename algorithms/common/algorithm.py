@@ -1,0 +1,191 @@
+"""``GroupAlgorithm``: the training step shared by the GRPO family (subclasses ``Algorithm``, not PPO).
+
+One iteration: sample groups (env runners) -> scores -> ``prepare_batch`` (the algorithm's hook:
+advantages, pairs, targets, computed here on the driver so that sharding never splits a group's
+statistics) -> ``learner_group.update`` with the group batch (epochs and minibatches of whole groups)
+-> sync weights -> every N iterations: evaluation and ``grad_cosine_vs_grpo``.
+
+Run statistics (seed 000 Table 3): the gradient-norm variance over all optimizer steps so far and the
+std of the per-iteration ``kl_ref``, kept in ``RunningMoments`` and saved with checkpoints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    EPISODE_RETURN_MEAN,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
+)
+
+from pairgrpo_rllib import constants as C
+from pairgrpo_rllib.advantages import group_advantages
+from pairgrpo_rllib.algorithms.common import batch as B
+from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
+from pairgrpo_rllib.diagnostics import RunningMoments
+from pairgrpo_rllib.preferences import preference_matrix, select_pairs
+
+EVALUATION_RETURN = "evaluation_return_mean"
+EVALUATION_STEPS = "evaluation_env_steps"
+GRAD_NORM_VAR = "grad_norm_var"
+KL_REF_STD = "kl_ref_std"
+LEARNER_ONLY = (B.REWARDS,)  # sampled columns the learner does not need
+
+
+class GroupAlgorithm(Algorithm):
+    """Base of GRPO, Soft-Pair-GRPO, Hard-Pair-GRPO and PG-GRPO."""
+
+    @classmethod
+    def get_default_config(cls) -> GroupAlgorithmConfig:
+        return GroupAlgorithmConfig(cls)
+
+    def setup(self, config):
+        super().setup(config)
+        self._grad_moments = RunningMoments()
+        self._kl_moments = RunningMoments()
+        self._last_eval: tuple[float, float] | None = None
+        self._label_gen = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def prepare_batch(self, batch: dict, scores: torch.Tensor) -> None:
+        """Add ``advantages`` (and anything else the learner needs) to ``batch`` in place.
+
+        GRPO: group-relative advantages of the scores (``advantages.group_advantages``).
+        """
+        batch[B.ADVANTAGES] = group_advantages(scores, self.config.advantage_norm).numpy().astype(np.float32)
+
+    def preference_labels(self, scores: torch.Tensor) -> torch.Tensor:
+        """The oracle's labels ``(N, G, G)``: pair algorithms see these, never the scores."""
+        cfg = self.config
+        return preference_matrix(
+            scores, cfg.preference_oracle, temperature=cfg.preference_temperature, generator=self._label_gen
+        )
+
+    # ---- the iteration -------------------------------------------------------------------
+    def _sample(self) -> dict:
+        cfg = self.config
+        n_groups = cfg.groups_per_iteration()
+        runners = self.env_runner_group
+        if runners.num_remote_env_runners() == 0:
+            return runners.local_env_runner.sample_groups(n_groups)
+        n = runners.num_remote_env_runners()
+        share = {i + 1: n_groups // n + (1 if i < n_groups % n else 0) for i in range(n)}
+        ids = [i for i, k in share.items() if k > 0]
+        parts = runners.foreach_env_runner(
+            lambda r: r.sample_groups(share[r.worker_index]), local_env_runner=False, remote_worker_ids=ids
+        )
+        returns = np.concatenate([p.pop("episode_returns") for p in parts])
+        steps = sum(p.pop("env_steps") for p in parts)
+        out = B.collate(parts)
+        out["episode_returns"], out["env_steps"] = returns, steps
+        return out
+
+    def training_step(self) -> None:
+        cfg = self.config
+        batch = self._sample()
+        episode_returns = batch.pop("episode_returns")
+        env_steps = int(batch.pop("env_steps"))
+        self.metrics.log_value(
+            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), env_steps, reduce="lifetime_sum"
+        )
+        for ret in episode_returns:
+            self.metrics.log_value((ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), float(ret), window=100)
+
+        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        labels = self.preference_labels(scores)
+        pairs = select_pairs(labels, "all")
+        batch[B.PAIRS] = B.pairs_array(
+            pairs, scores.shape[0], max(1, scores.shape[1] * (scores.shape[1] - 1) // 2)
+        )
+        self.prepare_batch(batch, scores)
+        for key in LEARNER_ONLY:
+            batch.pop(key, None)
+
+        if cfg.grad_cosine_every and self.iteration % cfg.grad_cosine_every == 0:
+            res = self.learner_group.foreach_learner(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
+            cos = [r.get() if hasattr(r, "get") else r for r in res]
+            self.metrics.log_value(C.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
+
+        n_groups = batch[B.MASK].shape[0]
+        learner_results = self.learner_group.update(
+            batch=MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=env_steps),
+            timesteps={
+                NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                    (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+                )
+            },
+            num_epochs=cfg.num_epochs,
+            minibatch_size=cfg.minibatch_size or n_groups,
+            shuffle_batch_per_epoch=True,
+        )
+        self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        self.metrics.log_value(
+            NUM_ENV_STEPS_TRAINED_LIFETIME, env_steps * cfg.num_epochs, reduce="lifetime_sum"
+        )
+        self._update_run_statistics(learner_results)
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True
+        )
+        if cfg.eval_interval and (self.iteration + 1) % cfg.eval_interval == 0:
+            self._last_eval = (
+                float(np.mean(self.evaluate_groups())),
+                self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
+            )
+        if self._last_eval is not None:
+            # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
+            self.metrics.log_value(EVALUATION_RETURN, self._last_eval[0], window=1)
+            self.metrics.log_value(EVALUATION_STEPS, self._last_eval[1], window=1)
+
+    def _update_run_statistics(self, learner_results) -> None:
+        for res in learner_results:
+            mod = res.get(DEFAULT_MODULE_ID, {})
+            count = _peek(mod.get(B.GRAD_NORM_COUNT))
+            if count:
+                total, sq = _peek(mod.get(B.GRAD_NORM_SUM)), _peek(mod.get(B.GRAD_NORM_SQSUM))
+                other = RunningMoments()
+                other.count, other.mean = int(count), total / count
+                other._m2 = max(0.0, sq - count * other.mean**2)
+                self._grad_moments = self._grad_moments.merge(other)
+            kl = _peek(mod.get(C.KL_REF))
+            if kl is not None:
+                self._kl_moments.update(kl)
+        self.metrics.log_value(GRAD_NORM_VAR, self._grad_moments.var(), window=1)
+        self.metrics.log_value(KL_REF_STD, self._kl_moments.std(), window=1)
+
+    def evaluate_groups(self) -> list[float]:
+        """Deterministic full-length episodes on the local env runner (weights just synced)."""
+        return self.env_runner_group.local_env_runner.evaluate(self.config.eval_episodes)
+
+    # ---- checkpoints: the run statistics travel with the algorithm state --------------------
+    def get_state(self, *args, **kwargs):
+        state = super().get_state(*args, **kwargs)
+        state["pairgrpo_run_statistics"] = {
+            "grad": self._grad_moments.state_dict(),
+            "kl": self._kl_moments.state_dict(),
+        }
+        return state
+
+    def set_state(self, state) -> None:
+        stats = state.get("pairgrpo_run_statistics")
+        if stats:
+            self._grad_moments = RunningMoments.from_state_dict(stats["grad"])
+            self._kl_moments = RunningMoments.from_state_dict(stats["kl"])
+        super().set_state(state)
+
+
+def _peek(value):
+    """A learner-result leaf as a float (results may hold Stats objects or plain numbers)."""
+    if value is None:
+        return None
+    if hasattr(value, "peek"):
+        value = value.peek()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

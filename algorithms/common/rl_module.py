@@ -1,0 +1,93 @@
+"""The policy of the GRPO family: an MLP actor (no critic) with a frozen reference copy.
+
+* Discrete actions: logits. Box actions: a diagonal Gaussian with a state-independent log-std
+  parameter (``free_log_std``, the common MuJoCo choice: CleanRL, SB3), so the action distribution
+  inputs are ``concat(mean, log_std)`` as RLlib's ``TorchDiagGaussian`` expects.
+* The reference policy ``pi_ref`` is a frozen copy of the initial actor kept *inside* the module
+  (RLLIB_NOTES: a learner-held copy is not checkpointed). It is listed in
+  ``get_non_inference_attributes`` so env runners never build it and weight syncs never send it,
+  and its weights survive checkpoint/restore as part of the module state.
+* Inputs may carry any leading dimensions: ``(B, obs)`` on env runners, ``(N, G, T, obs)`` in the
+  learner's group batches; the MLP acts on the last dimension.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+
+REF_DIST_INPUTS = "ref_action_dist_inputs"
+
+
+class _Actor(torch.nn.Module):
+    def __init__(
+        self, obs_dim: int, out_dim: int, hiddens: list[int], activation: str, gaussian: bool, log_std: float
+    ):
+        super().__init__()
+        act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[activation]
+        layers: list[torch.nn.Module] = []
+        last = obs_dim
+        for h in hiddens:
+            layers += [torch.nn.Linear(last, h), act()]
+            last = h
+        head = torch.nn.Linear(last, out_dim)
+        # Small initial outputs (as PPO implementations do for the policy head): actions start near 0.
+        torch.nn.init.orthogonal_(head.weight, gain=0.01)
+        torch.nn.init.zeros_(head.bias)
+        self.net = torch.nn.Sequential(*layers, head)
+        self.log_std = torch.nn.Parameter(torch.full((out_dim,), float(log_std))) if gaussian else None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.net(obs)
+        if self.log_std is None:
+            return out
+        return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+
+
+class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
+    """Actor-only RLModule with a frozen reference actor (``model_config``: ``hiddens``,
+    ``activation``, ``initial_log_std``)."""
+
+    def setup(self):
+        cfg = {
+            "hiddens": [64, 64],
+            "activation": "tanh",
+            "initial_log_std": -0.5,
+            **(self.model_config or {}),
+        }
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            out_dim, gaussian = int(space.shape[0]), True
+        elif isinstance(space, gym.spaces.Discrete):
+            out_dim, gaussian = int(space.n), False
+        else:
+            raise ValueError(f"action space {space} is not supported; use a Box or a Discrete space")
+        obs_dim = int(gym.spaces.utils.flatdim(self.observation_space))
+        self.actor = _Actor(
+            obs_dim, out_dim, list(cfg["hiddens"]), cfg["activation"], gaussian, cfg["initial_log_std"]
+        )
+        if not self.inference_only:
+            self.ref_actor = copy.deepcopy(self.actor)
+            self.ref_actor.requires_grad_(False)
+
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["ref_actor"]
+
+    def _forward(self, batch, **kwargs):
+        return {Columns.ACTION_DIST_INPUTS: self.actor(batch[Columns.OBS])}
+
+    def _forward_train(self, batch, **kwargs):
+        obs = batch[Columns.OBS]
+        out = {Columns.ACTION_DIST_INPUTS: self.actor(obs)}
+        with torch.no_grad():
+            out[REF_DIST_INPUTS] = self.ref_actor(obs)
+        return out
+
+    def reset_reference(self) -> None:
+        """Make the current actor the new reference (e.g. after SFT); never called by training."""
+        self.ref_actor.load_state_dict(self.actor.state_dict())

@@ -1,0 +1,1 @@
+"""GRPO (DeepSeekMath; seed 004's object of study)."""

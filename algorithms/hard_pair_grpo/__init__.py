@@ -1,0 +1,1 @@
+"""Hard-Pair-GRPO (seed 000 section 4.2)."""

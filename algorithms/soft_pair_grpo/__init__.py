@@ -1,0 +1,1 @@
+"""Soft-Pair-GRPO (seed 000 section 4.1)."""
