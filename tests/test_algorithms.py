@@ -1,0 +1,260 @@
+"""Glue contracts of the RLlib algorithms (STYLE habit 6), on a real local Ray and real MuJoCo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ray
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+
+from pairgrpo_rllib.advantages import group_advantages
+from pairgrpo_rllib.algorithms.common import batch as B
+from pairgrpo_rllib.algorithms.common.learner import action_logp, analytic_kl
+from pairgrpo_rllib.algorithms.registry import ALGORITHMS, algorithm_class
+from pairgrpo_rllib.envs.group_runner import GroupEnvRunner, make_env, restore, snapshot
+from pairgrpo_rllib.losses import grpo_loss, pg_grpo_loss
+
+FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def small_config(name: str, mode: str = "branch", **training):
+    opts = dict(group_size=4, group_mode=mode, num_epochs=2, eval_interval=0, grad_cosine_every=0)
+    if mode == "branch":
+        opts.update(segment_length=20, train_batch_size_per_learner=160)
+    else:
+        opts.update(train_batch_size_per_learner=4 * 1000)
+    opts.update(training)
+    return (
+        algorithm_class(name)
+        .get_default_config()
+        .environment("HalfCheetah-v4")
+        .env_runners(env_runner_cls=GroupEnvRunner, num_env_runners=0)
+        .training(**opts)
+        .debugging(seed=0)
+    )
+
+
+def _learner(algo):
+    return algo.learner_group._learner
+
+
+def _weights(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+# ---- validate() rejects bad configurations, naming the field ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("training", "field"),
+    [
+        ({"group_size": 1}, "group_size"),
+        ({"group_size": 2.5}, "group_size"),
+        ({"kl_coeff": -0.1}, "kl_coeff"),
+        ({"clip_low": 1.0}, "clip_low"),
+        ({"clip_high": 0.0}, "clip_high"),
+        ({"kl_estimator": "k4"}, "kl_estimator"),
+        ({"advantage_norm": "zscore"}, "advantage_norm"),
+        ({"loss_agg": "sum"}, "loss_agg"),
+        ({"pairs": "some"}, "pairs"),
+        ({"preference_oracle": "human"}, "preference_oracle"),
+        ({"preference_temperature": 0.0}, "preference_temperature"),
+        ({"group_mode": "fork"}, "group_mode"),
+        ({"segment_length": 5000}, "segment_length"),
+        ({"segment_length": None, "group_mode": "branch"}, "segment_length"),
+        ({"train_batch_size_per_learner": 150}, "train_batch_size_per_learner"),
+        ({"minibatch_size": 3}, "minibatch_size"),
+        ({"delta0": 0.0}, "delta0"),
+        ({"delta_gamma": 1.5}, "delta_gamma"),
+        ({"trust_region_beta": -1.0}, "trust_region_beta"),
+        ({"beta_pg": 0.0}, "beta_pg"),
+        ({"eval_interval": -1}, "eval_interval"),
+    ],
+)
+def test_validate_rejects_bad_values_naming_the_field(training, field):
+    cfg = small_config("GRPO", **training)
+    with pytest.raises(ValueError, match=field):
+        cfg.validate()
+
+
+def test_default_configs_validate_and_differ_where_the_papers_say():
+    for name in FAMILY:
+        small_config(name).validate()
+    assert algorithm_class("Hard-Pair-GRPO").get_default_config().pairs == "best_worst"
+    assert algorithm_class("Hard-Pair-GRPO").get_default_config().kl_coeff == 0.0
+    assert algorithm_class("PG-GRPO").get_default_config().advantage_norm == "mean"
+    assert algorithm_class("Soft-Pair-GRPO").get_default_config().pairs == "all"
+    with pytest.raises(ValueError, match="unknown"):
+        algorithm_class("DAPO")
+
+
+def test_registered_with_tune_under_the_exact_names():
+    from ray.tune.registry import get_trainable_cls
+
+    from pairgrpo_rllib.algorithms.registry import register_with_tune
+
+    register_with_tune()
+    for name in ALGORITHMS:
+        assert get_trainable_cls(name) is algorithm_class(name)
+
+
+# ---- env runner facts ---------------------------------------------------------------------------
+
+
+def test_replay_from_a_snapshot_is_bit_exact():
+    cfg = small_config("GRPO")
+    a, b = make_env(cfg), make_env(cfg)
+    a.reset(seed=3)
+    b.reset(seed=99)
+    rng = np.random.default_rng(0)
+    for _ in range(17):
+        a.step(rng.uniform(-1, 1, 6))
+    snap = snapshot(a)
+    obs_b = restore(b, snap)
+    actions = rng.uniform(-1, 1, (25, 6))
+    traj_a = [a.step(x)[0] for x in actions]
+    traj_b = [b.step(x)[0] for x in actions]
+    assert np.array_equal(np.asarray(a.unwrapped._get_obs()), np.asarray(traj_a[-1]))
+    assert np.array_equal(np.stack(traj_a), np.stack(traj_b))
+    assert obs_b.shape == (17,)
+
+
+@pytest.mark.parametrize("mode", ["reset", "branch"])
+def test_group_members_share_the_start_state_bit_exactly(local_ray, mode):
+    algo = small_config("GRPO", mode=mode).build_algo()
+    try:
+        batch = algo.env_runner_group.local_env_runner.sample_groups(2)
+        obs = batch[B.OBS]  # (N, G, T, obs)
+        n, g = obs.shape[:2]
+        assert (n, g) == (2, 4)
+        for i in range(n):
+            for j in range(1, g):
+                assert np.array_equal(obs[i, 0, 0], obs[i, j, 0])
+            assert not np.array_equal(obs[i, 0, 1:3], obs[i, 1, 1:3])  # then they diverge
+        t = 20 if mode == "branch" else 1000
+        assert batch[B.MASK].shape == (2, 4, t) and batch[B.MASK].all()
+        assert batch["env_steps"] == 2 * 4 * t
+        assert np.allclose(batch[B.SCORES], batch[B.REWARDS].sum(-1))
+        if mode == "branch":
+            # the trunk continues from member 0: the next group starts where member 0 ended
+            nxt = algo.env_runner_group.local_env_runner.sample_groups(1)
+            runner = algo.env_runner_group.local_env_runner
+            assert runner._trunk_obs is not None
+            assert nxt[B.OBS].shape[:2] == (1, 4)
+    finally:
+        algo.stop()
+
+
+# ---- learner contracts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["GRPO", "PG-GRPO"])
+def test_learner_loss_equals_the_pure_function(local_ray, name):
+    algo = small_config(name, kl_estimator="k3").build_algo()
+    try:
+        batch = algo._sample()
+        batch.pop("episode_returns")
+        batch.pop("env_steps")
+        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        algo.prepare_batch(batch, scores)
+        batch.pop(B.REWARDS)
+        learner = _learner(algo)
+        tb = {k: torch.as_tensor(v) for k, v in batch.items()}
+        module = learner.module[DEFAULT_MODULE_ID]
+        fwd = module.forward_train(tb)
+        got = learner.compute_loss_for_module(module_id=DEFAULT_MODULE_ID, config=algo.config, batch=tb, fwd_out=fwd)
+
+        n, g, t = tb[B.MASK].shape
+        inputs = fwd[Columns.ACTION_DIST_INPUTS].reshape(n * g, t, -1)
+        ref_inputs = module.ref_actor(tb[B.OBS]).reshape(n * g, t, -1)
+        actions = tb[Columns.ACTIONS].reshape(n * g, t, -1)
+        logp = action_logp(inputs, actions, True)
+        ref_logp = action_logp(ref_inputs, actions, True)
+        old = tb[B.ACTION_LOGP].reshape(n * g, t)
+        mask = tb[B.MASK].reshape(n * g, t).bool()
+        norm = "mean" if name == "PG-GRPO" else "mean_std"
+        adv = group_advantages(scores, norm).to(torch.float32).reshape(-1)
+        assert torch.allclose(tb[B.ADVANTAGES].reshape(-1), adv)
+        if name == "GRPO":
+            want, _ = grpo_loss(logp, old, ref_logp, adv, mask, beta=0.04, kl_estimator="k3", log_ratio_clamp=20.0)
+        else:
+            want, _ = pg_grpo_loss(logp, old, ref_logp, adv, mask, beta_pg=0.1, w1=0.04, log_ratio_clamp=20.0)
+        assert torch.allclose(got, want, atol=1e-6), (float(got), float(want))
+        # old log-probs recorded by the runner are those of the current weights (first epoch: ratio 1)
+        assert torch.allclose(logp[mask], old[mask], atol=1e-4)
+    finally:
+        algo.stop()
+
+
+def test_analytic_kl_is_zero_at_the_reference_and_positive_after_training(local_ray):
+    algo = small_config("GRPO").build_algo()
+    try:
+        module = _learner(algo).module[DEFAULT_MODULE_ID]
+        obs = torch.randn(5, 17)
+        assert torch.allclose(analytic_kl(module.actor(obs), module.ref_actor(obs), True), torch.zeros(5))
+        algo.train()
+        assert (analytic_kl(module.actor(obs), module.ref_actor(obs), True) > 0).all()
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_one_iteration_changes_the_policy_not_the_reference(local_ray, name):
+    algo = small_config(name, grad_cosine_every=1).build_algo()
+    try:
+        module = _learner(algo).module[DEFAULT_MODULE_ID]
+        actor0, ref0 = _weights(module.actor), _weights(module.ref_actor)
+        runner_module = algo.env_runner_group.local_env_runner.module
+        assert not hasattr(runner_module, "ref_actor"), "the reference must never reach env runners"
+        result = algo.train()
+        actor1, ref1 = _weights(module.actor), _weights(module.ref_actor)
+        assert any(not torch.equal(actor0[k], actor1[k]) for k in actor0)
+        assert all(torch.equal(ref0[k], ref1[k]) for k in ref0)
+        # env runners got the new weights
+        for k, v in _weights(runner_module.actor).items():
+            assert torch.equal(v, actor1[k])
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 160
+        stats = result["learners"][DEFAULT_MODULE_ID]
+        for key in ("grad_norm", "kl_ref", "entropy", "pair_accuracy"):
+            assert np.isfinite(stats[key]), key
+        assert np.isfinite(result["grad_cosine_vs_grpo"])
+        if name == "GRPO":
+            assert result["grad_cosine_vs_grpo"] == pytest.approx(1.0, abs=1e-5)
+        if name == "Hard-Pair-GRPO":
+            assert result["delta_t"] == pytest.approx(0.02)
+            assert "fit_kl" in stats and "trust_region_kl" in stats
+    finally:
+        algo.stop()
+
+
+def test_soft_pair_with_g2_has_grpo_gradient(local_ray):
+    # Theorem 1 / spec: for G = 2 pairwise advantages equal GRPO's, so the gradients coincide.
+    algo = small_config("Soft-Pair-GRPO", group_size=2, train_batch_size_per_learner=80, grad_cosine_every=1).build_algo()
+    try:
+        result = algo.train()
+        assert result["grad_cosine_vs_grpo"] == pytest.approx(1.0, abs=1e-5)
+    finally:
+        algo.stop()
+
+
+def test_step_counters_and_evaluation(local_ray):
+    algo = small_config("GRPO", eval_interval=2, eval_episodes=1).build_algo()
+    try:
+        r1 = algo.train()
+        r2 = algo.train()
+        assert r1["env_runners"]["num_env_steps_sampled_lifetime"] == 160
+        assert r2["env_runners"]["num_env_steps_sampled_lifetime"] == 320
+        assert "evaluation_return_mean" not in r1 or not np.isfinite(r1.get("evaluation_return_mean", np.nan))
+        assert np.isfinite(r2["evaluation_return_mean"]) and r2["evaluation_env_steps"] == 320
+        assert r2["grad_norm_var"] >= 0 and np.isfinite(r2["kl_ref_std"])
+    finally:
+        algo.stop()
