@@ -2,6 +2,9 @@
 
 Subcommands:
   theory   reproduce the stationary-policy closed forms of seed 004 with the project's losses
+  train    run one algorithm and seed of an experiment YAML (checkpoints, resume)
+  sweep    run every algorithm x seed x search point of an experiment YAML side by side (Tune)
+  report   tables and learning curves from a results folder
 
 Bad input gets one line on stderr naming the option, the value and the allowed range, exit code 2,
 and no traceback, before any work starts. Heavy packages are imported by the subcommand that
@@ -149,7 +152,84 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--seed", type=int, default=0, help="random seed of sampled mode (default 0)")
     th.add_argument("--json", action="store_true", help="print one JSON list of rows instead of a table")
     th.add_argument("--plot", metavar="DIR", default=None, help="also write PNG figures to DIR")
+    for name, text in (
+        ("train", "run one trial (one algorithm, one seed) of an experiment YAML"),
+        ("sweep", "run all trials of an experiment YAML side by side with Ray Tune"),
+    ):
+        p = sub.add_parser(
+            name, help=text, description=text + "; checkpoints every checkpoint_every iterations"
+        )
+        p.add_argument("config", help="experiment YAML (see tune_configs/)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a value, e.g. --set training.lr=1e-4 --set stop.env_steps=20000",
+        )
+        p.add_argument(
+            "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
+        )
+        p.add_argument("--output", default="results", help="results folder (default: results/)")
+        p.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+        if name == "train":
+            p.add_argument(
+                "--algorithm", default=None, help="which algorithm of the file (default: the first)"
+            )
+            p.add_argument("--seed", type=int, default=None, help="which seed (default: the first)")
+    rep = sub.add_parser("report", help="tables and learning curves of a results folder")
+    rep.add_argument("results_dir", help="an experiment folder written by train/sweep")
     return parser
+
+
+def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pairgrpo_rllib import experiment as X
+
+    try:
+        spec = X.load(args.config, args.set)
+        algorithm = seed = None
+        if args.command == "train":
+            algos = X.algorithms_of(spec)
+            algorithm = args.algorithm or algos[0]
+            if algorithm not in algos:
+                raise X.ExperimentError(
+                    f"--algorithm {algorithm!r} is not in the file's algorithm list {algos}"
+                )
+            seeds = spec.get("seeds", [0])
+            seed = seeds[0] if args.seed is None else args.seed
+            spec = dict(spec, name=f"{spec['name']}_{algorithm}_seed{seed}")
+    except X.ExperimentError as exc:
+        parser.error(str(exc))
+    from pairgrpo_rllib import runner
+
+    try:
+        exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
+    except X.ExperimentError as exc:
+        parser.error(str(exc))
+    print(f"[{args.command}] results in {exp_dir}")
+    if not args.no_report:
+        from pairgrpo_rllib.report import write_report
+
+        print(f"[{args.command}] report: {write_report(exp_dir)}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    from pairgrpo_rllib.report import write_report
+
+    if not Path(args.results_dir).is_dir():
+        parser.error(
+            f"argument results_dir: {args.results_dir!r} is not a folder; pass an experiment folder under results/"
+        )
+    try:
+        out = write_report(args.results_dir)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    print(out.read_text())
+    print(f"[report] wrote {out}")
+    return 0
 
 
 def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -232,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's own parser
     if args.command == "theory":
         return _cmd_theory(args, sub)
+    if args.command in ("train", "sweep"):
+        return _cmd_run(args, sub)
+    if args.command == "report":
+        return _cmd_report(args, sub)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_BAD_INPUT
 

@@ -171,7 +171,9 @@ def test_learner_loss_equals_the_pure_function(local_ray, name):
         tb = {k: torch.as_tensor(v) for k, v in batch.items()}
         module = learner.module[DEFAULT_MODULE_ID]
         fwd = module.forward_train(tb)
-        got = learner.compute_loss_for_module(module_id=DEFAULT_MODULE_ID, config=algo.config, batch=tb, fwd_out=fwd)
+        got = learner.compute_loss_for_module(
+            module_id=DEFAULT_MODULE_ID, config=algo.config, batch=tb, fwd_out=fwd
+        )
 
         n, g, t = tb[B.MASK].shape
         inputs = fwd[Columns.ACTION_DIST_INPUTS].reshape(n * g, t, -1)
@@ -185,7 +187,9 @@ def test_learner_loss_equals_the_pure_function(local_ray, name):
         adv = group_advantages(scores, norm).to(torch.float32).reshape(-1)
         assert torch.allclose(tb[B.ADVANTAGES].reshape(-1), adv)
         if name == "GRPO":
-            want, _ = grpo_loss(logp, old, ref_logp, adv, mask, beta=0.04, kl_estimator="k3", log_ratio_clamp=20.0)
+            want, _ = grpo_loss(
+                logp, old, ref_logp, adv, mask, beta=0.04, kl_estimator="k3", log_ratio_clamp=20.0
+            )
         else:
             want, _ = pg_grpo_loss(logp, old, ref_logp, adv, mask, beta_pg=0.1, w1=0.04, log_ratio_clamp=20.0)
         assert torch.allclose(got, want, atol=1e-6), (float(got), float(want))
@@ -238,7 +242,9 @@ def test_one_iteration_changes_the_policy_not_the_reference(local_ray, name):
 
 def test_soft_pair_with_g2_has_grpo_gradient(local_ray):
     # Theorem 1 / spec: for G = 2 pairwise advantages equal GRPO's, so the gradients coincide.
-    algo = small_config("Soft-Pair-GRPO", group_size=2, train_batch_size_per_learner=80, grad_cosine_every=1).build_algo()
+    algo = small_config(
+        "Soft-Pair-GRPO", group_size=2, train_batch_size_per_learner=80, grad_cosine_every=1
+    ).build_algo()
     try:
         result = algo.train()
         assert result["grad_cosine_vs_grpo"] == pytest.approx(1.0, abs=1e-5)

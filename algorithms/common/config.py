@@ -85,6 +85,9 @@ class GroupAlgorithmConfig(AlgorithmConfig):
         self.grad_clip = 0.5
         self.grad_clip_by = "global_norm"
         self.num_env_runners = 0
+        from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
+
+        self.env_runner_cls = GroupEnvRunner  # groups from shared start states
 
     # ---- builder ---------------------------------------------------------------------------
     def training(self, **kwargs):

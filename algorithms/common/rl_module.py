@@ -50,16 +50,13 @@ class _Actor(torch.nn.Module):
 
 
 class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
-    """Actor-only RLModule with a frozen reference actor (``model_config``: ``hiddens``,
-    ``activation``, ``initial_log_std``)."""
+    """Actor-only RLModule with a frozen reference actor (``model_config``: ``fcnet_hiddens``,
+    ``fcnet_activation``, ``initial_log_std``; other keys are ignored)."""
 
     def setup(self):
-        cfg = {
-            "hiddens": [64, 64],
-            "activation": "tanh",
-            "initial_log_std": -0.5,
-            **(self.model_config or {}),
-        }
+        # RLlib's field names, so one YAML ``model_config`` shapes PPO's actor and ours alike.
+        cfg = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "initial_log_std": -0.5}
+        cfg.update(dict(self.model_config or {}))
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
             out_dim, gaussian = int(space.shape[0]), True
@@ -69,7 +66,12 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
             raise ValueError(f"action space {space} is not supported; use a Box or a Discrete space")
         obs_dim = int(gym.spaces.utils.flatdim(self.observation_space))
         self.actor = _Actor(
-            obs_dim, out_dim, list(cfg["hiddens"]), cfg["activation"], gaussian, cfg["initial_log_std"]
+            obs_dim,
+            out_dim,
+            list(cfg["fcnet_hiddens"]),
+            cfg["fcnet_activation"],
+            gaussian,
+            cfg["initial_log_std"],
         )
         if not self.inference_only:
             self.ref_actor = copy.deepcopy(self.actor)

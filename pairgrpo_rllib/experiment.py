@@ -1,0 +1,271 @@
+"""Experiment YAML: load, check before Ray starts, turn into AlgorithmConfigs and Tune trials.
+
+A file looks like::
+
+    name: halfcheetah_comparison
+    algorithm: [PPO, GRPO, Soft-Pair-GRPO, Hard-Pair-GRPO, PG-GRPO]   # one name or a list
+    seeds: [0, 1, 2]
+    stop: {env_steps: 1000000}          # and/or iterations / time_s
+    checkpoint_every: 10                # iterations
+    environment: {env: HalfCheetah-v4}  # AlgorithmConfig builder sections, keyword = value
+    training: {group_size: 8, lr: 3.0e-4}
+    rl_module: {model_config: {fcnet_hiddens: [64, 64]}}
+    per_algorithm:                      # overrides for one algorithm
+      PPO: {training: {lambda_: 0.95}}
+
+Any value may be a Tune search-space tag: ``{grid_search: [..]}``, ``{choice: [..]}``,
+``{uniform: [a, b]}``, ``{loguniform: [a, b]}``. ``training`` keys of the GRPO family
+(``algorithms/common/config.py``) are ignored for PPO; any other key that an algorithm does not
+accept is an error, with the closest valid name, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TOP_LEVEL = {
+    "name",
+    "algorithm",
+    "seeds",
+    "stop",
+    "checkpoint_every",
+    "max_concurrent",
+    "per_algorithm",
+    "description",
+}
+SECTIONS = (
+    "environment",
+    "env_runners",
+    "training",
+    "learners",
+    "rl_module",
+    "evaluation",
+    "debugging",
+    "reporting",
+    "fault_tolerance",
+    "resources",
+)
+STOP_KEYS = {
+    "env_steps": "env_runners/num_env_steps_sampled_lifetime",
+    "iterations": "training_iteration",
+    "time_s": "time_total_s",
+}
+SEARCH_TAGS = ("grid_search", "choice", "uniform", "loguniform", "randint")
+
+
+class ExperimentError(ValueError):
+    """A bad experiment file or override; the message names the field, the value and the fix."""
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """Read and check an experiment file; ``overrides`` are ``section.key=value`` strings (YAML values)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ExperimentError(
+            f"config file {str(path)!r} does not exist; pass the path of an experiment YAML"
+        )
+    try:
+        spec = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ExperimentError(
+            f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    if not isinstance(spec, dict):
+        raise ExperimentError(
+            f"{path}: the top level must be a mapping of sections, got {type(spec).__name__}"
+        )
+    spec.setdefault("name", p.stem)
+    for item in overrides or []:
+        apply_override(spec, item)
+    check(spec)
+    return spec
+
+
+def apply_override(spec: dict, item: str) -> None:
+    """``--set training.lr=1e-4`` / ``--set seeds=[0]`` / ``--set stop.env_steps=20000``."""
+    if "=" not in item:
+        raise ExperimentError(f"--set {item!r}: use key=value, e.g. training.lr=0.0003")
+    key, _, raw = item.partition("=")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ExperimentError(f"--set {item!r}: the value is not valid YAML") from None
+    parts = key.strip().split(".")
+    node = spec
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ExperimentError(f"--set {item!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def algorithms_of(spec: dict) -> list[str]:
+    algos = spec.get("algorithm")
+    return [algos] if isinstance(algos, str) else list(algos or [])
+
+
+def check(spec: dict) -> None:
+    """Every check that needs no Ray: keys, names, env id, search tags, and each config's validate()."""
+    from pairgrpo_rllib.algorithms.registry import ALGORITHMS
+
+    for key in spec:
+        if key not in TOP_LEVEL and key not in SECTIONS:
+            raise ExperimentError(
+                f"unknown top-level key {key!r}{_suggest(key, TOP_LEVEL | set(SECTIONS))}; "
+                f"allowed: {', '.join(sorted(TOP_LEVEL | set(SECTIONS)))}"
+            )
+    algos = algorithms_of(spec)
+    if not algos:
+        raise ExperimentError("algorithm is missing; name one or a list of: " + ", ".join(ALGORITHMS))
+    for a in algos:
+        if a not in ALGORITHMS:
+            raise ExperimentError(
+                f"algorithm={a!r} is unknown{_suggest(a, ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+            )
+    seeds = spec.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ExperimentError(f"seeds={seeds!r} is invalid: use a non-empty list of integers, e.g. [0, 1, 2]")
+    stop = spec.get("stop") or {}
+    if not isinstance(stop, dict) or not stop:
+        raise ExperimentError(
+            f"stop={stop!r} is invalid: give at least one of {', '.join(STOP_KEYS)}, e.g. stop: {{env_steps: 100000}}"
+        )
+    for k, v in stop.items():
+        if k not in STOP_KEYS:
+            raise ExperimentError(f"stop.{k} is unknown{_suggest(k, STOP_KEYS)}; use {', '.join(STOP_KEYS)}")
+        if not isinstance(v, int | float) or v <= 0:
+            raise ExperimentError(f"stop.{k}={v!r} is invalid: use a positive number")
+    ce = spec.get("checkpoint_every", 10)
+    if not isinstance(ce, int) or ce < 0:
+        raise ExperimentError(
+            f"checkpoint_every={ce!r} is invalid: use an integer >= 0 (iterations; 0 = only at the end)"
+        )
+    env = (spec.get("environment") or {}).get("env")
+    if env is None:
+        raise ExperimentError(
+            "environment.env is missing; name a gymnasium id, e.g. environment: {env: HalfCheetah-v4}"
+        )
+    _check_env(env)
+    per = spec.get("per_algorithm") or {}
+    for a in per:
+        if a not in algos:
+            raise ExperimentError(f"per_algorithm.{a}: {a!r} is not in algorithm {algos}")
+    for a in algos:
+        cfg = build_config(spec, a, seed=seeds[0], resolve_search=True)
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise ExperimentError(f"{a}: {exc}") from None
+
+
+def _check_env(env: str) -> None:
+    import gymnasium as gym
+
+    import pairgrpo_rllib.envs  # noqa: F401  (registers the project's envs)
+
+    try:
+        gym.spec(env)
+    except gym.error.Error as exc:
+        raise ExperimentError(
+            f"environment.env={env!r} is not a registered gymnasium id ({exc}); e.g. HalfCheetah-v4"
+        ) from None
+
+
+def _first(value):
+    """The first value of a search-space tag (for checks before Ray starts)."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
+        tag, arg = next(iter(value.items()))
+        if tag in ("grid_search", "choice"):
+            return arg[0]
+        return arg[0]
+    return value
+
+
+def to_tune(value):
+    """Turn search-space tags into Tune objects (recursively)."""
+    from ray import tune
+
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
+            tag, arg = next(iter(value.items()))
+            return {
+                "grid_search": tune.grid_search,
+                "choice": tune.choice,
+                "uniform": lambda a: tune.uniform(*a),
+                "loguniform": lambda a: tune.loguniform(*a),
+                "randint": lambda a: tune.randint(*a),
+            }[tag](arg)
+        return {k: to_tune(v) for k, v in value.items()}
+    return value
+
+
+def sections_for(spec: dict, algo: str) -> dict[str, dict]:
+    """The builder sections for one algorithm: shared sections merged with ``per_algorithm``."""
+    out = {s: copy.deepcopy(spec.get(s) or {}) for s in SECTIONS}
+    for s, kv in ((spec.get("per_algorithm") or {}).get(algo) or {}).items():
+        if s not in SECTIONS:
+            raise ExperimentError(f"per_algorithm.{algo}.{s} is not a builder section{_suggest(s, SECTIONS)}")
+        out[s].update(kv or {})
+    return out
+
+
+def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: bool = False):
+    """An ``AlgorithmConfig`` for ``algo`` (search tags replaced by their first value if asked)."""
+    from pairgrpo_rllib.algorithms.common.config import FAMILY_FIELDS
+    from pairgrpo_rllib.algorithms.registry import algorithm_class
+
+    sections = sections_for(spec_or_sections, algo) if "algorithm" in spec_or_sections else spec_or_sections
+    cfg = algorithm_class(algo).get_default_config()
+    is_family = algo != "PPO"
+    for section in SECTIONS:
+        kv = dict(sections.get(section) or {})
+        if resolve_search:
+            kv = {k: _first(v) for k, v in kv.items()}
+        if section == "training" and not is_family:
+            kv = {k: v for k, v in kv.items() if k not in FAMILY_FIELDS}
+        if section == "rl_module" and "model_config" in kv and not is_family:
+            kv["model_config"] = _ppo_model_config(kv["model_config"])
+        if not kv:
+            continue
+        method = getattr(cfg, section)
+        allowed = set(inspect.signature(method).parameters) - {"self", "kwargs"}
+        if section == "training":
+            allowed |= _base_training_keys() | (set(FAMILY_FIELDS) if is_family else set())
+        for k in kv:
+            if k not in allowed:
+                raise ExperimentError(f"{section}.{k} is not an option of {algo}{_suggest(k, allowed)}")
+        try:
+            method(**kv)
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(f"{algo}: {section}: {exc}") from None
+    cfg.debugging(seed=seed)
+    return cfg
+
+
+def _base_training_keys() -> set[str]:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    return set(inspect.signature(AlgorithmConfig.training).parameters) - {"self", "kwargs"}
+
+
+def _ppo_model_config(model_config: dict) -> Any:
+    """PPO gets the same actor network: RLlib's DefaultModelConfig with our field names."""
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    known = set(DefaultModelConfig.__dataclass_fields__)
+    return DefaultModelConfig(**{k: v for k, v in model_config.items() if k in known})
+
+
+def stop_criteria(spec: dict) -> dict:
+    return {STOP_KEYS[k]: v for k, v in (spec.get("stop") or {}).items()}

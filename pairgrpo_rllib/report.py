@@ -1,0 +1,209 @@
+"""``pairgrpo report RESULTS_DIR``: tables and learning curves from Tune trial folders.
+
+Reads every trial folder (``params.json`` + ``progress.csv``) below RESULTS_DIR and writes
+``report.md`` and ``learning_curves.png`` next to them:
+
+* evaluation return (deterministic episodes) mean +- 95% CI across seeds at fixed env-step budgets
+  (Student t, n - 1 degrees of freedom), as in seed 000's Tables 1-2;
+* gradient-norm variance and KL std over the run (seed 000 Table 3), throughput (env steps / s).
+
+The CI of a single seed is not defined and is shown as "n=1".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+STEPS = "env_runners/num_env_steps_sampled_lifetime"
+EVAL_KEYS = ("evaluation_return_mean", "evaluation/env_runners/episode_return_mean")
+EVAL_STEPS = "evaluation_env_steps"
+# two-sided 95% Student t quantiles for n - 1 = 1..30 degrees of freedom
+T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
+
+
+def _num(x):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def load_trials(results_dir: str | Path) -> list[dict]:
+    """Every trial below ``results_dir``: algorithm, seed and its rows (dicts of floats)."""
+    trials = []
+    for params in sorted(Path(results_dir).rglob("params.json")):
+        folder = params.parent
+        progress = folder / "progress.csv"
+        if not progress.is_file():
+            continue
+        cfg = json.loads(params.read_text())
+        with progress.open(newline="") as f:
+            rows = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        if rows:
+            trials.append(
+                {"algorithm": cfg.get("algorithm", "?"), "seed": cfg.get("seed"), "rows": rows, "dir": folder}
+            )
+    return trials
+
+
+def eval_curve(rows: list[dict]) -> list[tuple[float, float]]:
+    """(env steps, evaluation return) at each evaluation."""
+    out, seen = [], set()
+    for r in rows:
+        for key in EVAL_KEYS:
+            v = r.get(key)
+            if v is None:
+                continue
+            step = r.get(EVAL_STEPS) if key == EVAL_KEYS[0] else r.get(STEPS)
+            if step is None or step in seen:
+                continue
+            seen.add(step)
+            out.append((step, v))
+    return out
+
+
+def value_at(curve: list[tuple[float, float]], budget: float):
+    """The last evaluation at or before ``budget`` steps (None if none yet)."""
+    vals = [v for s, v in curve if s <= budget]
+    return vals[-1] if vals else None
+
+
+def mean_ci(values: list[float]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    m = statistics.fmean(vals)
+    if len(vals) == 1:
+        return f"{m:.1f} (n=1)"
+    half = T95[min(len(vals) - 1, len(T95)) - 1] * statistics.stdev(vals) / math.sqrt(len(vals))
+    return f"{m:.1f} ± {half:.1f} (n={len(vals)})"
+
+
+def _last(rows, key):
+    for r in reversed(rows):
+        if r.get(key) is not None:
+            return r[key]
+    return None
+
+
+def build_report(results_dir: str | Path, budgets: list[float] | None = None) -> str:
+    trials = load_trials(results_dir)
+    if not trials:
+        raise FileNotFoundError(f"no trial folders (params.json + progress.csv) below {results_dir}")
+    by_algo: dict[str, list[dict]] = defaultdict(list)
+    for t in trials:
+        by_algo[t["algorithm"]].append(t)
+    reached = min(_last(t["rows"], STEPS) or 0 for t in trials)
+    budgets = budgets or sorted({round(reached * f) for f in (0.25, 0.5, 1.0)})
+    lines = [f"# Report: {Path(results_dir).resolve().name}", ""]
+    lines.append(
+        f"{len(trials)} trials; evaluation return = deterministic full episodes; mean ± 95% CI across seeds."
+    )
+    lines.append("")
+    header = "| algorithm | " + " | ".join(f"eval return @ {int(b):,} steps" for b in budgets) + " |"
+    lines += [header, "|---|" + "---|" * len(budgets)]
+    for algo, ts in sorted(by_algo.items()):
+        cells = [mean_ci([value_at(eval_curve(t["rows"]), b) for t in ts]) for b in budgets]
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| algorithm | train return (last) | grad-norm variance | KL std | env steps / s | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for algo, ts in sorted(by_algo.items()):
+        tr = mean_ci([_last(t["rows"], "env_runners/episode_return_mean") for t in ts])
+        kl = [_last(t["rows"], "kl_ref_std") for t in ts]
+        rate = [
+            (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], "time_total_s") or 1e-9, 1e-9) for t in ts
+        ]
+        lines.append(
+            f"| {algo} | {tr} | {_sci([_last(t['rows'], 'grad_norm_var') for t in ts])} | {_sci(kl)} | "
+            f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
+        )
+    lines.append("")
+    lines.append("![learning curves](learning_curves.png)")
+    return "\n".join(lines) + "\n"
+
+
+def _sci(values) -> str:
+    vals = [v for v in values if v is not None]
+    return f"{statistics.fmean(vals):.3g}" if vals else "-"
+
+
+def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = load_trials(results_dir)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    by_algo: dict[str, list[dict]] = defaultdict(list)
+    for t in trials:
+        by_algo[t["algorithm"]].append(t)
+    for i, (algo, ts) in enumerate(sorted(by_algo.items())):
+        color = plt.cm.tab10(i)
+        for j, t in enumerate(ts):
+            curve = eval_curve(t["rows"])
+            if curve:
+                xs, ys = zip(*curve)
+                ax.plot(xs, ys, color=color, alpha=0.85, lw=1.4, label=algo if j == 0 else None)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def write_report(results_dir: str | Path) -> Path:
+    results_dir = Path(results_dir)
+    text = build_report(results_dir)
+    plot_curves(results_dir, results_dir / "learning_curves.png")
+    out = results_dir / "report.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return out

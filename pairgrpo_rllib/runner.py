@@ -1,0 +1,164 @@
+"""Run an experiment with Ray Tune: one trial per (algorithm, seed, search point), side by side.
+
+``AlgorithmTrial`` wraps any registered algorithm (the GRPO family and RLlib's PPO) so that one
+Tuner holds them all. Tune gives progress output, TensorBoard event files and ``progress.csv`` per
+trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``save_to_path``,
+written to a temporary folder and moved into place by Tune) and resume after a kill
+(``Tuner.restore``). On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
+named by ``RAY_ADDRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ray import tune
+
+from pairgrpo_rllib import experiment as X
+
+# Result keys shown in progress lines and used by the report (flattened with "/").
+STEPS = "env_runners/num_env_steps_sampled_lifetime"
+TRAIN_RETURN = "env_runners/episode_return_mean"
+EVAL_RETURN = "evaluation_return_mean"
+
+
+class AlgorithmTrial(tune.Trainable):
+    """A Tune trial running one algorithm; config ``{"algorithm", "seed", "spec"}``."""
+
+    def setup(self, config):
+        import torch
+
+        torch.set_num_threads(1)
+        spec = dict(config["spec"], algorithm=config["algorithm"])
+        algo_config = X.build_config(spec, config["algorithm"], seed=int(config["seed"]))
+        self.algo = algo_config.build_algo()
+
+    def step(self):
+        return self.algo.train()
+
+    def save_checkpoint(self, checkpoint_dir: str):
+        self.algo.save_to_path(checkpoint_dir)
+        return checkpoint_dir
+
+    def load_checkpoint(self, checkpoint):
+        self.algo.restore_from_path(checkpoint if isinstance(checkpoint, str) else checkpoint.path)
+
+    def cleanup(self):
+        self.algo.stop()
+
+    @classmethod
+    def default_resource_request(cls, config):
+        from pairgrpo_rllib.algorithms.registry import algorithm_class
+
+        spec = dict(config["spec"], algorithm=config["algorithm"])
+        algo_config = X.build_config(spec, config["algorithm"], seed=int(config["seed"]), resolve_search=True)
+        return algorithm_class(config["algorithm"]).default_resource_request(algo_config)
+
+
+class ProgressLines(tune.Callback):
+    """One line per trial result: algorithm, seed, iteration, steps, returns, wall time."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.t0 = time.time()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        cfg = trial.config
+        flat = _flatten(result)
+        ev = flat.get(EVAL_RETURN, flat.get("evaluation/env_runners/episode_return_mean"))
+        tr = flat.get(TRAIN_RETURN)
+        print(
+            f"[{time.time() - self.t0:7.1f}s] {cfg['algorithm']:<15} seed={cfg['seed']} "
+            f"iter={result.get('training_iteration')} steps={int(flat.get(STEPS, 0))} "
+            f"train_return={_fmt(tr)} eval_return={_fmt(ev)}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _fmt(x) -> str:
+    try:
+        return f"{float(x):.1f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out
+
+
+def param_space(spec: dict, algorithm: str | None = None, seed: int | None = None) -> dict:
+    algos = [algorithm] if algorithm else X.algorithms_of(spec)
+    seeds = [seed] if seed is not None else spec.get("seeds", [0])
+    rest = {k: v for k, v in spec.items() if k not in ("algorithm", "seeds")}
+    return {
+        "algorithm": tune.grid_search(algos),
+        "seed": tune.grid_search(seeds),
+        "spec": X.to_tune(rest),
+    }
+
+
+def run(
+    spec: dict,
+    output_dir: str | Path = "results",
+    *,
+    resume: bool = False,
+    algorithm: str | None = None,
+    seed: int | None = None,
+    verbose: int = 0,
+):
+    """Run (or resume) the experiment; returns the experiment folder."""
+    import ray
+
+    from pairgrpo_rllib.algorithms.registry import register_with_tune
+
+    storage = Path(output_dir).resolve()
+    exp_dir = storage / spec["name"]
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
+        )
+    register_with_tune()
+    if resume:
+        if not tune.Tuner.can_restore(str(exp_dir)):
+            raise X.ExperimentError(f"--resume: nothing to resume in {exp_dir}; run without --resume first")
+        tuner = tune.Tuner.restore(
+            str(exp_dir), trainable=AlgorithmTrial, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        ce = int(spec.get("checkpoint_every", 10))
+        tuner = tune.Tuner(
+            AlgorithmTrial,
+            param_space=param_space(spec, algorithm, seed),
+            tune_config=tune.TuneConfig(max_concurrent_trials=spec.get("max_concurrent")),
+            run_config=tune.RunConfig(
+                name=spec["name"],
+                storage_path=str(storage),
+                stop=X.stop_criteria(spec),
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_frequency=ce, checkpoint_at_end=True, num_to_keep=2
+                ),
+                callbacks=[ProgressLines()],
+                verbose=verbose,
+            ),
+        )
+    results = tuner.fit()
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) failed; first error: {errors[0]}")
+    return exp_dir
