@@ -1,0 +1,208 @@
+"""Experiment files, `pairgrpo train/sweep/report`, Tune trials, checkpoint -> kill -> resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pairgrpo_rllib import experiment as X
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = {
+    "name": "t",
+    "algorithm": ["GRPO", "Hard-Pair-GRPO"],
+    "seeds": [0],
+    "stop": {"iterations": 2},
+    "checkpoint_every": 1,
+    "environment": {"env": "HalfCheetah-v4"},
+    "env_runners": {"num_env_runners": 0},
+    "rl_module": {"model_config": {"fcnet_hiddens": [16, 16]}},
+    "training": {
+        "train_batch_size_per_learner": 160,
+        "num_epochs": 1,
+        "group_size": 4,
+        "group_mode": "branch",
+        "segment_length": 20,
+        "eval_interval": 1,
+        "eval_episodes": 1,
+        "grad_cosine_every": 0,
+    },
+}
+
+
+def _write(tmp_path, spec, name="exp.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(spec) if isinstance(spec, dict) else spec)
+    return p
+
+
+def _cli(*args, timeout=300, cwd=None):
+    exe = shutil.which("pairgrpo") or sys.executable
+    cmd = [exe, *args] if exe.endswith("pairgrpo") else [exe, "-m", "pairgrpo_rllib", *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1", RAY_DEDUP_LOGS="0")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or "/tmp", env=env)
+
+
+def _with(**changes):
+    spec = yaml.safe_load(yaml.safe_dump(BASE))
+    for dotted, value in changes.items():
+        X.apply_override(
+            spec, f"{dotted.replace('__', '.')}={yaml.safe_dump(value, default_flow_style=True).strip()}"
+        )
+    return spec
+
+
+# ---- checks before Ray starts ------------------------------------------------------------------
+
+
+def test_shipped_configs_load_and_validate():
+    files = sorted((REPO / "tune_configs").glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        spec = X.load(f)
+        assert X.algorithms_of(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (_with(algorithm="DAPO"), "algorithm='DAPO' is unknown"),
+        (_with(algorithm=["GRPO", "Hard-Pair-GRP"]), "did you mean 'Hard-Pair-GRPO'"),
+        (_with(environment__env="HalfCheeta-v4"), "environment.env='HalfCheeta-v4'"),
+        (dict(_with(), trainig={"lr": 1e-4}), "did you mean 'training'"),
+        (
+            _with(training__grup_size=4),
+            "training.grup_size is not an option of GRPO (did you mean 'group_size'?)",
+        ),
+        (_with(training__group_size=1), "group_size=1"),
+        (_with(training__train_batch_size_per_learner=150), "train_batch_size_per_learner=150"),
+        (_with(training__segment_length=5000), "segment_length=5000"),
+        (_with(training__kl_coeff=-0.5), "kl_coeff=-0.5"),
+        (_with(stop={"steps": 10}), "stop.steps is unknown"),
+        (_with(seeds="0"), "seeds='0'"),
+        (_with(checkpoint_every=-1), "checkpoint_every=-1"),
+    ],
+)
+def test_bad_experiments_are_rejected_with_the_field(spec, message):
+    with pytest.raises(X.ExperimentError) as info:
+        X.check(spec)
+    assert message in str(info.value)
+
+
+def test_cli_bad_config_is_one_line_exit_2_before_ray(tmp_path):
+    cases = {
+        "typo.yaml": yaml.safe_dump(_with(training__grup_size=4)),
+        "syntax.yaml": "algorithm: [GRPO\nstop: {",
+        "scalar.yaml": "just a string\n",
+    }
+    for name, text in cases.items():
+        path = _write(tmp_path, text, name)
+        t0 = time.time()
+        res = _cli("sweep", str(path), timeout=120)
+        assert res.returncode == 2, (name, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert "Started a local Ray instance" not in res.stdout + res.stderr
+        assert time.time() - t0 < 60
+    res = _cli("train", str(tmp_path / "missing.yaml"), timeout=60)
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    res = _cli("sweep", str(_write(tmp_path, yaml.safe_dump(BASE))), "--set", "training.lr", timeout=60)
+    assert res.returncode == 2 and "key=value" in res.stderr
+
+
+def test_overrides_and_search_tags():
+    spec = yaml.safe_load(yaml.safe_dump(BASE))
+    X.apply_override(spec, "training.lr=0.001")
+    X.apply_override(spec, "stop.env_steps=320")
+    assert spec["training"]["lr"] == 0.001 and spec["stop"]["env_steps"] == 320
+    spec["training"]["lr"] = {"grid_search": [1e-3, 1e-4]}
+    X.check(spec)  # checks use the first grid value
+    cfg = X.build_config(spec, "GRPO", seed=3, resolve_search=True)
+    assert cfg.lr == 1e-3 and cfg.seed == 3 and cfg.group_size == 4
+    ppo = X.build_config(spec, "PPO", seed=0, resolve_search=True)  # family keys are dropped for PPO
+    assert not hasattr(ppo, "group_size")
+    assert list(ppo.model_config["fcnet_hiddens"]) == [16, 16]
+
+
+# ---- Tune: two trials side by side, a report --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sweep_two_trials_and_report(tmp_path):
+    cfg = _write(tmp_path, yaml.safe_dump(BASE))
+    res = _cli("sweep", str(cfg), "--output", str(tmp_path / "out"), timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "GRPO" in res.stdout and "Hard-Pair-GRPO" in res.stdout and "iter=2" in res.stdout
+    exp = tmp_path / "out" / "t"
+    report = (exp / "report.md").read_text()
+    assert "| GRPO |" in report and "| Hard-Pair-GRPO |" in report
+    assert (exp / "learning_curves.png").stat().st_size > 5000
+    trials = sorted(p.parent for p in exp.rglob("progress.csv"))
+    assert len(trials) == 2
+    for t in trials:
+        assert list(t.glob("events.out.tfevents*")), "TensorBoard event file missing"
+        assert list(t.glob("checkpoint_*"))
+
+
+# ---- checkpoint -> kill -> resume --------------------------------------------------------------------
+
+
+def _iterations(progress: Path) -> list[int]:
+    with progress.open(newline="") as f:
+        return [int(float(r["training_iteration"])) for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_continues_where_it_stopped(tmp_path):
+    spec = _with(algorithm="GRPO", stop={"iterations": 40}, checkpoint_every=2)
+    spec["training"]["eval_interval"] = 0
+    cfg = _write(tmp_path, yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    exe = shutil.which("pairgrpo")
+    proc = subprocess.Popen(
+        [exe, "train", str(cfg), "--output", str(out), "--no-report"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd="/tmp",
+        start_new_session=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    try:
+        deadline = time.time() + 240
+        ckpt = None
+        while time.time() < deadline:
+            found = sorted(out.rglob("checkpoint_00000[2-9]"))
+            if found:
+                ckpt = found[0]
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert ckpt is not None, "no checkpoint appeared before the deadline"
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole session: driver, raylet, workers
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    progress = next(out.rglob("progress.csv"))
+    before = _iterations(progress)
+    assert before and max(before) < 40, "the run finished before it was killed; nothing to resume"
+
+    res = _cli("train", str(cfg), "--output", str(out), "--resume", "--no-report", timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = _iterations(next(out.rglob("progress.csv")))
+    assert max(after) == 40
+    resumed = after[len(before) :] if after[: len(before)] == before else after
+    # It went on from a checkpoint (iteration >= 2), not from scratch.
+    assert resumed[0] >= 3, (before, after)
+    assert all(b > a for a, b in zip(resumed, resumed[1:]))
