@@ -1,4 +1,8 @@
-"""Group env runners (MuJoCo) and rollout actors (LLM), installed as ``pairgrpo_rllib.envs``.
+"""Group env runners (MuJoCo) and the binary-question bandit, installed as ``pairgrpo_rllib.envs``.
 
-Filled by issue 3 (MuJoCo) and the LLM issue.
+Importing this package registers the project's gymnasium ids (``pairgrpo/BinaryQuestion-v0``).
 """
+
+from pairgrpo_rllib.envs.bandit import register as _register
+
+_register()

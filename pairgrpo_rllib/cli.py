@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="exact: expected gradients to the fixed point; sampled: seeded sampled groups",
     )
     th.add_argument("--seed", type=int, default=0, help="random seed of sampled mode (default 0)")
+    th.add_argument(
+        "--backend",
+        choices=("torch", "rllib"),
+        default="torch",
+        help="torch: the loss functions on a tabular policy (default); rllib: the real RLlib algorithms "
+        "(grpo G=2 and soft_pair_grpo; sampled mode; default grid beta 0.1 0.5 2 x pref 0.25 0.75)",
+    )
     th.add_argument("--json", action="store_true", help="print one JSON list of rows instead of a table")
     th.add_argument("--plot", metavar="DIR", default=None, help="also write PNG figures to DIR")
     for name, text in (
@@ -245,9 +252,24 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         summarize,
     )
 
-    algorithms = tuple(dict.fromkeys(args.algorithm)) if args.algorithm else ALGORITHMS
+    default_algos = ("grpo", "soft_pair_grpo") if args.backend == "rllib" else ALGORITHMS
+    algorithms = tuple(dict.fromkeys(args.algorithm)) if args.algorithm else default_algos
     try:
-        cases = build_cases(algorithms, args.group_size, args.kl_estimator)
+        if args.backend == "rllib":
+            sizes = args.group_size or (2,)
+            cases = build_cases(algorithms, sizes, args.kl_estimator)
+            bad = [
+                c
+                for c in cases
+                if c.algorithm == "hard_pair_grpo" or (c.algorithm == "grpo" and c.group_size != 2)
+            ]
+            if bad:
+                raise TheoryInputError(
+                    f"--backend rllib: {bad[0].algorithm} with G={bad[0].group_size} is not offered; "
+                    "use grpo with --group-size 2, or soft_pair_grpo with any finite G"
+                )
+        else:
+            cases = build_cases(algorithms, args.group_size, args.kl_estimator)
     except TheoryInputError as exc:
         parser.error(str(exc))
     if args.plot is not None:
@@ -275,14 +297,21 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             flush=True,
         )
 
-    rows = run_theory(
-        cases,
-        tuple(args.beta or DEFAULT_BETAS),
-        tuple(args.pref or DEFAULT_PREFS),
-        args.mode,
-        settings,
-        progress,
-    )
+    if args.backend == "rllib":
+        from pairgrpo_rllib.theory.check import run_theory_rllib
+
+        rows = run_theory_rllib(
+            cases, tuple(args.beta or (0.1, 0.5, 2.0)), tuple(args.pref or (0.25, 0.75)), args.seed, progress
+        )
+    else:
+        rows = run_theory(
+            cases,
+            tuple(args.beta or DEFAULT_BETAS),
+            tuple(args.pref or DEFAULT_PREFS),
+            args.mode,
+            settings,
+            progress,
+        )
     if args.json:
         print(json.dumps(rows))
     else:

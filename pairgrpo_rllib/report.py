@@ -1,6 +1,6 @@
 """``pairgrpo report RESULTS_DIR``: tables and learning curves from Tune trial folders.
 
-Reads every trial folder (``params.json`` + ``progress.csv``) below RESULTS_DIR and writes
+Reads every trial folder (``params.json`` + ``result.json``) below RESULTS_DIR and writes
 ``report.md`` and ``learning_curves.png`` next to them:
 
 * evaluation return (deterministic episodes) mean +- 95% CI across seeds at fixed env-step budgets
@@ -12,7 +12,6 @@ The CI of a single seed is not defined and is shown as "n=1".
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import statistics
@@ -65,17 +64,38 @@ def _num(x):
     return v if math.isfinite(v) else None
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def load_trials(results_dir: str | Path) -> list[dict]:
-    """Every trial below ``results_dir``: algorithm, seed and its rows (dicts of floats)."""
+    """Every trial below ``results_dir``: algorithm, seed and its rows (flat dicts of floats).
+
+    Rows come from ``result.json`` (one JSON object per iteration): ``progress.csv`` fixes its
+    columns at the first iteration and drops keys that appear later (evaluation results).
+    """
     trials = []
     for params in sorted(Path(results_dir).rglob("params.json")):
         folder = params.parent
-        progress = folder / "progress.csv"
-        if not progress.is_file():
+        result = folder / "result.json"
+        if not result.is_file():
             continue
         cfg = json.loads(params.read_text())
-        with progress.open(newline="") as f:
-            rows = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = []
+        for line in result.read_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append({k: _num(v) for k, v in _flatten(json.loads(line)).items()})
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill: the rest of the file is still good
         if rows:
             trials.append(
                 {"algorithm": cfg.get("algorithm", "?"), "seed": cfg.get("seed"), "rows": rows, "dir": folder}
@@ -126,7 +146,7 @@ def _last(rows, key):
 def build_report(results_dir: str | Path, budgets: list[float] | None = None) -> str:
     trials = load_trials(results_dir)
     if not trials:
-        raise FileNotFoundError(f"no trial folders (params.json + progress.csv) below {results_dir}")
+        raise FileNotFoundError(f"no trial folders (params.json + result.json) below {results_dir}")
     by_algo: dict[str, list[dict]] = defaultdict(list)
     for t in trials:
         by_algo[t["algorithm"]].append(t)
@@ -188,7 +208,8 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(path)
     tmp = out.with_suffix(".tmp.png")

@@ -340,3 +340,30 @@ def test_plot_writes_pngs(tmp_path):
     pngs = sorted(tmp_path.glob("*.png"))
     assert [p.name for p in pngs] == ["theory_grpo_G2_k3_exact.png"]
     assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pngs[0].stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rllib_backend_reproduces_the_closed_forms():
+    # The real RLlib GRPO (group env runner, driver advantages, GroupLearner + grpo_loss) on the bandit env.
+    res = _pairgrpo(
+        "theory", "--backend", "rllib", "--algorithm", "grpo", "--group-size", "2",
+        "--kl-estimator", "k3", "k3_is", "--beta", "0.5", "--pref", "0.3", "--json", timeout=400,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout)
+    assert [(r["kl_estimator"], r["backend"], r["mode"]) for r in rows] == [
+        ("k3", "rllib", "sampled"),
+        ("k3_is", "rllib", "sampled"),
+    ]
+    assert rows[0]["closed_form"] == pytest.approx(cf.grpo_g2(0.5, 0.3))
+    assert rows[1]["closed_form"] == pytest.approx(cf.grpo_g2_direct_kl(0.5, 0.3))
+    for r in rows:
+        assert r["abs_error"] <= 0.03, r
+        assert abs(r["simulated"] - 0.3) > 0.2  # it moved far from the reference
+
+
+def test_rllib_backend_rejects_cases_it_does_not_run():
+    res = _pairgrpo("theory", "--backend", "rllib", "--algorithm", "hard_pair_grpo", timeout=60)
+    assert (
+        res.returncode == 2 and "--backend rllib" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    )

@@ -51,7 +51,7 @@ class _Actor(torch.nn.Module):
 
 class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
     """Actor-only RLModule with a frozen reference actor (``model_config``: ``fcnet_hiddens``,
-    ``fcnet_activation``, ``initial_log_std``; other keys are ignored)."""
+    ``fcnet_activation``, ``initial_log_std``, ``init_action_probs``; other keys are ignored)."""
 
     def setup(self):
         # RLlib's field names, so one YAML ``model_config`` shapes PPO's actor and ours alike.
@@ -73,6 +73,14 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
             gaussian,
             cfg["initial_log_std"],
         )
+        init = cfg.get("init_action_probs")
+        if init is not None and not gaussian:
+            # Start at a chosen categorical policy (the theory check's pi_ref(a) = p): zero weights,
+            # bias = log-probabilities.
+            head = self.actor.net[-1]
+            with torch.no_grad():
+                head.weight.zero_()
+                head.bias.copy_(torch.log(torch.as_tensor(init, dtype=head.bias.dtype)))
         if not self.inference_only:
             self.ref_actor = copy.deepcopy(self.actor)
             self.ref_actor.requires_grad_(False)

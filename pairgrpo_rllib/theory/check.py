@@ -175,6 +175,26 @@ def run_theory(
     return rows
 
 
+def run_theory_rllib(cases: Sequence[Case], betas, prefs, seed: int = 0, progress=None) -> list[dict]:
+    """The same rows from the real RLlib algorithms (``theory.rllib_backend``), sampled tolerance."""
+    from pairgrpo_rllib.theory.rllib_backend import simulate_rllib
+
+    rows: list[dict] = []
+    grid = [(b, p) for b in betas for p in prefs]
+    for case in cases:
+        pis, info = simulate_rllib(case, [b for b, _ in grid], [p for _, p in grid], seed=seed)
+        base = {"algorithm": case.algorithm, "group_size": case.group_size, "kl_estimator": case.kl_estimator}
+        tol = TOLERANCE["sampled"]
+        case_rows = [
+            {**_row(base, b, p, "sampled", closed_form(case, b, p), sim, tol, **info), "backend": "rllib"}
+            for (b, p), sim in zip(grid, pis)
+        ]
+        rows += case_rows
+        if progress is not None:
+            progress(case, case_rows)
+    return rows
+
+
 def format_table(rows: Sequence[dict]) -> str:
     """A readable fixed-width table of the rows, one block per case, with each case's worst error."""
     header = (
