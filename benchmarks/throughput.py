@@ -32,7 +32,9 @@ SPEC = {
     "stop": {"iterations": 1},
     "environment": {"env": "HalfCheetah-v4"},
     "env_runners": {"num_env_runners": 0},
-    "rl_module": {"model_config": {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "free_log_std": True}},
+    "rl_module": {
+        "model_config": {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "free_log_std": True}
+    },
     "training": {
         "train_batch_size_per_learner": 8000,
         "num_epochs": 10,
@@ -83,7 +85,9 @@ def main() -> None:
     algos = {a: X.build_config(SPEC, a, seed=0).build_algo() for a in ALGOS}
     # RLlib's sampler pays ~0.7 ms per step and env (RLLIB_NOTES); PPO with 8 vectorised envs shows
     # how much of the gap is the sampler rather than the critic.
-    algos["PPO (8 envs)"] = X.build_config(SPEC, "PPO", seed=0).env_runners(num_envs_per_env_runner=8).build_algo()
+    algos["PPO (8 envs)"] = (
+        X.build_config(SPEC, "PPO", seed=0).env_runners(num_envs_per_env_runner=8).build_algo()
+    )
     for algo in algos.values():
         algo.train()  # warm-up
     rates: dict[str, list[float]] = {a: [] for a in algos}
@@ -93,7 +97,11 @@ def main() -> None:
             steps = 0
             for _ in range(args.iters):
                 res = algo.train()
-                steps += int(res["env_runners"].get("num_env_steps_sampled", 8000)) if name.startswith("PPO") else 8000
+                steps += (
+                    int(res["env_runners"].get("num_env_steps_sampled", 8000))
+                    if name.startswith("PPO")
+                    else 8000
+                )
             rates[name].append(steps / (time.perf_counter() - t))
             print(f"round {r} {name:<15} {rates[name][-1]:8.0f} env steps/s", flush=True)
     raw = raw_rates()
@@ -105,7 +113,13 @@ def main() -> None:
         "ratio_vs_ppo_8_envs": {a: med[a] / med["PPO (8 envs)"] for a in algos},
         "fraction_of_gymnasium_step_rate": {a: med[a] / raw["gymnasium_env_step_per_s"] for a in algos},
         **raw,
-        "settings": {"rounds": args.rounds, "iters_per_round": args.iters, "batch": 8000, "epochs": 10, "minibatch_steps": 1600},
+        "settings": {
+            "rounds": args.rounds,
+            "iters_per_round": args.iters,
+            "batch": 8000,
+            "epochs": 10,
+            "minibatch_steps": 1600,
+        },
     }
     print(json.dumps(out, indent=2))
     if args.out:
