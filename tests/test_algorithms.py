@@ -264,3 +264,24 @@ def test_step_counters_and_evaluation(local_ray):
         assert r2["grad_norm_var"] >= 0 and np.isfinite(r2["kl_ref_std"])
     finally:
         algo.stop()
+
+
+def test_kl_in_reward_moves_the_penalty_into_the_scores(local_ray):
+    algo = small_config("GRPO", kl_in_reward=True, kl_coeff=0.5).build_algo()
+    try:
+        algo.train()  # move the policy away from the reference
+        batch = algo._sample()
+        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        penalized = algo._kl_penalized(batch, scores)
+        ref = [
+            r.get() if hasattr(r, "get") else r
+            for r in algo.learner_group.foreach_learner(lambda lrn: lrn.ref_action_logp(batch))
+        ][0]
+        k1 = ((batch[B.ACTION_LOGP] - ref) * batch[B.MASK]).sum(-1)
+        assert np.allclose(penalized.numpy(), batch[B.SCORES] - 0.5 * k1, atol=1e-4)
+        assert not np.allclose(penalized.numpy(), batch[B.SCORES])
+        # the loss then carries no KL term (beta = 0 in grpo_loss)
+        res = algo.train()
+        assert np.isfinite(res["learners"][DEFAULT_MODULE_ID]["loss"])
+    finally:
+        algo.stop()

@@ -25,7 +25,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from pairgrpo_rllib import constants as C
-from pairgrpo_rllib.advantages import group_advantages
+from pairgrpo_rllib.advantages import group_advantages, kl_penalized_scores
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
 from pairgrpo_rllib.diagnostics import RunningMoments
@@ -98,6 +98,9 @@ class GroupAlgorithm(Algorithm):
             self.metrics.log_value((ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), float(ret), window=100)
 
         scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        if cfg.kl_in_reward:
+            scores = self._kl_penalized(batch, scores)
+            batch[B.SCORES] = scores.numpy().astype(np.float32)
         labels = self.preference_labels(scores)
         pairs = select_pairs(labels, "all")
         batch[B.PAIRS] = B.pairs_array(
@@ -141,6 +144,21 @@ class GroupAlgorithm(Algorithm):
             # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
             self.metrics.log_value(EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(EVALUATION_STEPS, self._last_eval[1], window=1)
+
+    def _kl_penalized(self, batch: dict, scores: torch.Tensor) -> torch.Tensor:
+        """Option ``kl_in_reward``: ``r_i - beta * sum_t (log pi_old - log pi_ref)`` before advantages."""
+        res = self.learner_group.foreach_learner(lambda lrn: lrn.ref_action_logp(batch))
+        ref = [r.get() if hasattr(r, "get") else r for r in res][0]
+        n, g, t = batch[B.MASK].shape
+        flat = lambda x: torch.as_tensor(x, dtype=torch.float64).reshape(n * g, t)  # noqa: E731
+        penalized = kl_penalized_scores(
+            scores.reshape(-1),
+            flat(batch[B.ACTION_LOGP]),
+            flat(ref),
+            flat(batch[B.MASK]) > 0,
+            self.config.kl_coeff,
+        )
+        return penalized.reshape(n, g)
 
     def _update_run_statistics(self, learner_results) -> None:
         for res in learner_results:

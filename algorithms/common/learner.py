@@ -143,6 +143,15 @@ class GroupLearner(TorchLearner):
             module_id=module_id, config=config, module_gradients_dict=module_gradients_dict
         )
 
+    def ref_action_logp(self, batch_np: dict):
+        """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
+        module = self.module[next(iter(self.module.keys()))].unwrapped()
+        with torch.no_grad():
+            inputs = module.ref_actor(torch.as_tensor(batch_np[B.OBS]))
+            return action_logp(
+                inputs, torch.as_tensor(batch_np[Columns.ACTIONS]), module.actor.log_std is not None
+            ).numpy()
+
     # ---- Theorem 1 diagnostic ---------------------------------------------------------------
     def grad_cosine_vs_grpo(self, batch_np: dict) -> float:
         """Cosine between this algorithm's gradient and GRPO's on the same batch (no update)."""
