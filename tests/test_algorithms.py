@@ -285,3 +285,29 @@ def test_kl_in_reward_moves_the_penalty_into_the_scores(local_ray):
         assert np.isfinite(res["learners"][DEFAULT_MODULE_ID]["loss"])
     finally:
         algo.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["GRPO", "Hard-Pair-GRPO"])
+def test_two_learners_train_on_whole_groups_and_stay_in_sync(name):
+    if ray.is_initialized():  # the module's 2-CPU instance: two learner actors need more slots
+        ray.shutdown()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        algo = small_config(name).learners(num_learners=2).build_algo()
+        try:
+            result = algo.train()
+            # each learner gets train_batch_size_per_learner: 2 x 160 steps per iteration
+            assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 320
+            assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["loss"])
+
+            def actor_vector(lrn):
+                module = lrn.module[DEFAULT_MODULE_ID].unwrapped()
+                return torch.cat([p.detach().reshape(-1) for p in module.actor.parameters()]).numpy()
+
+            vectors = [r.get() for r in algo.learner_group.foreach_learner(actor_vector)]
+            assert len(vectors) == 2 and np.array_equal(vectors[0], vectors[1])
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()
