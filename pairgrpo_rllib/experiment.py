@@ -185,10 +185,7 @@ def _check_env(env: str) -> None:
 def _first(value):
     """The first value of a search-space tag (for checks before Ray starts)."""
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
-        tag, arg = next(iter(value.items()))
-        if tag in ("grid_search", "choice"):
-            return arg[0]
-        return arg[0]
+        return next(iter(value.values()))[0]  # grid/choice: first value; ranges: the low end
     return value
 
 

@@ -64,11 +64,12 @@ def _num(x):
     return v if math.isfinite(v) else None
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested result dicts -> one level with ``/``-joined keys (Tune's own naming)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}/"))
+            out.update(flatten(v, f"{prefix}{k}/"))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -93,7 +94,7 @@ def load_trials(results_dir: str | Path) -> list[dict]:
             if not line:
                 continue
             try:
-                rows.append({k: _num(v) for k, v in _flatten(json.loads(line)).items()})
+                rows.append({k: _num(v) for k, v in flatten(json.loads(line)).items()})
             except json.JSONDecodeError:
                 continue  # a line cut by a kill: the rest of the file is still good
         if rows:

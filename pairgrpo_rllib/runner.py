@@ -18,6 +18,7 @@ from pathlib import Path
 from ray import tune
 
 from pairgrpo_rllib import experiment as X
+from pairgrpo_rllib.report import flatten
 
 # Result keys shown in progress lines and used by the report (flattened with "/").
 STEPS = "env_runners/num_env_steps_sampled_lifetime"
@@ -67,7 +68,7 @@ class ProgressLines(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         cfg = trial.config
-        flat = _flatten(result)
+        flat = flatten(result)
         ev = flat.get(EVAL_RETURN, flat.get("evaluation/env_runners/episode_return_mean"))
         tr = flat.get(TRAIN_RETURN)
         print(
@@ -84,17 +85,6 @@ def _fmt(x) -> str:
         return f"{float(x):.1f}"
     except (TypeError, ValueError):
         return "-"
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "/"))
-        else:
-            out[key] = v
-    return out
 
 
 def param_space(spec: dict, algorithm: str | None = None, seed: int | None = None) -> dict:

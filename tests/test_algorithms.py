@@ -165,7 +165,7 @@ def test_learner_loss_equals_the_pure_function(local_ray, name):
         batch.pop("episode_returns")
         batch.pop("env_steps")
         scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
-        algo.prepare_batch(batch, scores)
+        algo.prepare_batch(batch, scores, algo.preference_labels(scores))
         batch.pop(B.REWARDS)
         learner = _learner(algo)
         tb = {k: torch.as_tensor(v) for k, v in batch.items()}

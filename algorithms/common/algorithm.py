@@ -35,7 +35,7 @@ EVALUATION_RETURN = "evaluation_return_mean"
 EVALUATION_STEPS = "evaluation_env_steps"
 GRAD_NORM_VAR = "grad_norm_var"
 KL_REF_STD = "kl_ref_std"
-LEARNER_ONLY = (B.REWARDS,)  # sampled columns the learner does not need
+DRIVER_ONLY = (B.REWARDS,)  # sampled columns the learner does not need
 
 
 class GroupAlgorithm(Algorithm):
@@ -53,9 +53,11 @@ class GroupAlgorithm(Algorithm):
         self._label_gen = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
 
     # ---- hooks ---------------------------------------------------------------------------
-    def prepare_batch(self, batch: dict, scores: torch.Tensor) -> None:
+    def prepare_batch(self, batch: dict, scores: torch.Tensor, labels: torch.Tensor) -> None:
         """Add ``advantages`` (and anything else the learner needs) to ``batch`` in place.
 
+        ``labels`` are the oracle's ``(N, G, G)`` preferences of this iteration (drawn once, so that
+        pair algorithms and the ``pair_accuracy`` diagnostic see the same noisy labels).
         GRPO: group-relative advantages of the scores (``advantages.group_advantages``).
         """
         batch[B.ADVANTAGES] = group_advantages(scores, self.config.advantage_norm).numpy().astype(np.float32)
@@ -106,8 +108,8 @@ class GroupAlgorithm(Algorithm):
         batch[B.PAIRS] = B.pairs_array(
             pairs, scores.shape[0], max(1, scores.shape[1] * (scores.shape[1] - 1) // 2)
         )
-        self.prepare_batch(batch, scores)
-        for key in LEARNER_ONLY:
+        self.prepare_batch(batch, scores, labels)
+        for key in DRIVER_ONLY:
             batch.pop(key, None)
 
         if cfg.grad_cosine_every and self.iteration % cfg.grad_cosine_every == 0:

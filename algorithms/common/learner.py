@@ -48,6 +48,26 @@ def entropy(dist_inputs: torch.Tensor, gaussian: bool) -> torch.Tensor:
     return categorical_entropy(dist_inputs)
 
 
+def surrogate_inputs(t: dict) -> tuple:
+    """The positional tensors every surrogate loss takes: logp, old_logp, ref_logp, adv, mask."""
+    return t["logp"], t["old_logp"], t.get("ref_logp"), t["adv"], t["mask"]
+
+
+def shared_loss_options(config, t: dict) -> dict:
+    """Options GRPO's and PG-GRPO's losses share (aggregation, clamp, precomputed KL, T_max)."""
+    return {
+        "loss_agg": config.loss_agg,
+        "log_ratio_clamp": config.log_ratio_clamp,
+        "kl": t.get("kl"),
+        "max_len": t["max_len"],
+    }
+
+
+def kl_weight(config) -> float:
+    """beta in the loss; 0 with ``kl_in_reward``, where the penalty already sits in the scores."""
+    return 0.0 if config.kl_in_reward else config.kl_coeff
+
+
 class GroupLearner(TorchLearner):
     """Loss of GRPO (and Soft-Pair-GRPO: same loss, pairwise advantages)."""
 
@@ -55,19 +75,12 @@ class GroupLearner(TorchLearner):
     def policy_loss(self, config, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """GRPO's clipped surrogate with a KL penalty (``losses.grpo_loss``)."""
         return grpo_loss(
-            t["logp"],
-            t["old_logp"],
-            t.get("ref_logp"),
-            t["adv"],
-            t["mask"],
+            *surrogate_inputs(t),
             clip_low=config.clip_low,
             clip_high=config.clip_high,
-            beta=0.0 if config.kl_in_reward else config.kl_coeff,
+            beta=kl_weight(config),
             kl_estimator=config.kl_estimator if config.kl_estimator != "analytic" else "k3",
-            loss_agg=config.loss_agg,
-            log_ratio_clamp=config.log_ratio_clamp,
-            kl=t.get("kl"),
-            max_len=t["max_len"],
+            **shared_loss_options(config, t),
         )
 
     # ---- shared plumbing -----------------------------------------------------------------

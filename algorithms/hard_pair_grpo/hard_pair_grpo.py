@@ -45,10 +45,9 @@ class HardPairGRPO(GroupAlgorithm):
     def get_default_config(cls) -> HardPairGRPOConfig:
         return HardPairGRPOConfig()
 
-    def prepare_batch(self, batch, scores) -> None:
+    def prepare_batch(self, batch, scores, labels) -> None:
         cfg = self.config
         n, g = scores.shape
-        labels = self.preference_labels(scores)
         pairs = select_pairs(labels, cfg.pairs, generator=self._label_gen)
         old = torch.as_tensor(batch[B.ACTION_LOGP], dtype=torch.float64).reshape(n * g, -1)
         mask = torch.as_tensor(batch[B.MASK]).reshape(n * g, -1) > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pairgrpo_rllib import constants as C
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.learner import GroupLearner, analytic_kl
 from pairgrpo_rllib.hard_pair import group_shares, hard_pair_loss
@@ -31,6 +30,4 @@ class HardPairGRPOLearner(GroupLearner):
             ref_kl=ref_kl,
             kl_coeff=config.kl_coeff,
         )
-        stats = dict(stats)
-        stats[C.LOSS] = loss.detach()
         return loss, stats

@@ -32,7 +32,6 @@ class SoftPairGRPO(GroupAlgorithm):
     def get_default_config(cls) -> SoftPairGRPOConfig:
         return SoftPairGRPOConfig()
 
-    def prepare_batch(self, batch, scores) -> None:
-        labels = self.preference_labels(scores)
+    def prepare_batch(self, batch, scores, labels) -> None:
         adv, _ = pairwise_advantages(labels, self.config.pairs, generator=self._label_gen)
         batch[ADVANTAGES] = adv.numpy().astype(np.float32)

@@ -39,7 +39,7 @@ assumes).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -84,7 +84,6 @@ class SimulationSettings:
     gamma: float = 0.98
     eps_p: float = 1e-4
     alpha: float = 0.5
-    extras: dict = field(default_factory=dict)
 
 
 def _initial_logits(prefs: torch.Tensor) -> torch.Tensor:
