@@ -27,6 +27,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from pairgrpo_rllib.algorithms.common import batch as B
+from pairgrpo_rllib.algorithms.common.learner import action_logp
 
 
 def _time_limit(env: gym.Env):
@@ -91,8 +92,6 @@ class GroupEnvRunner(SingleAgentEnvRunner):
 
     def _policy(self, obs: np.ndarray, deterministic: bool = False):
         """Actions, their log-probs and the distribution inputs for a batch of observations."""
-        from pairgrpo_rllib.algorithms.common.learner import action_logp
-
         with torch.no_grad():
             inputs = self.module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)})[
                 Columns.ACTION_DIST_INPUTS
