@@ -14,6 +14,11 @@ Implementation details
 5. Means and stds are computed in float64 and cast back: in float32 two scores one rounding step
    apart (``[1.0, 1.0 + 1.19e-7]``) have a spread above ``eps`` but a mean that rounds onto one of
    them, which gave advantages ``[0, 1.41]`` instead of ``[-1, 1]``.
+6. Per-step credit (option ``credit="step"``, chosen for control tasks; DeepSeekMath section 4.1.3
+   gives GRPO per-step advantages for process rewards): each step's score is the member's
+   (discounted) reward-to-go ``R_{i,t} = sum_{t' >= t} gamma^(t'-t) r_{i,t'}`` (:func:`reward_to_go`),
+   and the members of a group are compared time index by time index (:func:`step_groups`), so the
+   action at step t is credited only with what follows it.
 """
 
 from __future__ import annotations
@@ -122,3 +127,37 @@ def kl_penalized_scores(
     mask = mask.bool()
     k1 = torch.where(mask, logp.detach() - ref_logp.detach(), torch.zeros_like(logp))
     return scores - beta * k1.sum(dim=-1)
+
+
+def reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """Discounted suffix sums ``R_t = sum_{t' >= t} gamma^(t' - t) r_t'`` over real steps.
+
+    Args:
+        rewards: ``(..., T)`` per-step rewards.
+        mask: ``(..., T)`` true on real steps (padding contributes nothing).
+        gamma: discount within a member, in ``(0, 1]``; 1 gives plain reward-to-go.
+
+    Returns:
+        ``(..., T)`` reward-to-go in float64 (0 on padded steps after the last real one).
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma={gamma!r} must lie in (0, 1]")
+    r = torch.where(mask.bool(), rewards.to(torch.float64), torch.zeros((), dtype=torch.float64))
+    out = torch.zeros_like(r)
+    running = torch.zeros_like(r[..., 0])
+    for t in range(r.shape[-1] - 1, -1, -1):
+        running = r[..., t] + gamma * running
+        out[..., t] = running
+    return out
+
+
+def step_groups(x: torch.Tensor) -> torch.Tensor:
+    """``(N, G, T, ...)`` -> ``(N * T, G, ...)``: one group per (group, time index), row ``n * T + t``."""
+    n, g, t = x.shape[:3]
+    return x.transpose(1, 2).reshape(n * t, g, *x.shape[3:])
+
+
+def from_step_groups(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`step_groups`: ``(N * T, G, ...)`` -> ``(N, G, T, ...)``."""
+    t = x.shape[0] // n
+    return x.reshape(n, t, *x.shape[1:]).transpose(1, 2)

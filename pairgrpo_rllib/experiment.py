@@ -232,6 +232,9 @@ def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: b
         if section == "training" and not is_family:
             kv = {k: v for k, v in kv.items() if k not in FAMILY_FIELDS}
         if section == "rl_module" and "model_config" in kv and not is_family:
+            if kv["model_config"].get("normalize_obs"):
+                # The same standardisation for PPO: RLlib's running MeanStdFilter connector.
+                cfg.env_runners(env_to_module_connector=_mean_std_filter)
             kv["model_config"] = _ppo_model_config(kv["model_config"])
         if not kv:
             continue
@@ -254,6 +257,12 @@ def _base_training_keys() -> set[str]:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
     return set(inspect.signature(AlgorithmConfig.training).parameters) - {"self", "kwargs"}
+
+
+def _mean_std_filter(env=None, spaces=None, device=None):
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    return MeanStdFilter(clip_by_value=10.0)
 
 
 def _ppo_model_config(model_config: dict) -> Any:

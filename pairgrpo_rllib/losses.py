@@ -60,6 +60,27 @@ def sequence_logp(logp: torch.Tensor, mask: torch.Tensor, *, length_norm: bool =
     return total
 
 
+def suffix_logp(logp: torch.Tensor, mask: torch.Tensor, *, length_norm: bool = False) -> torch.Tensor:
+    """``l_t(y) = sum_{t' >= t} log pi(a_t' | s_t')``: the log-prob of each suffix of a sequence.
+
+    The per-step credit counterpart of :func:`sequence_logp` (column 0 equals it).
+
+    Args:
+        logp: ``(B, T)`` per-step log-probs.
+        mask: ``(B, T)`` true on real steps.
+        length_norm: divide by the number of real steps in the suffix.
+
+    Returns:
+        ``(B, T)`` suffix log-probs (0 where the suffix has no real step).
+    """
+    mask = mask.bool()
+    total = _masked(logp, mask).flip(-1).cumsum(-1).flip(-1)
+    if length_norm:
+        count = mask.to(logp.dtype).flip(-1).cumsum(-1).flip(-1)
+        return total / count.clamp(min=1)
+    return total
+
+
 def clipped_surrogate(
     logp: torch.Tensor,
     old_logp: torch.Tensor,

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from pairgrpo_rllib._validation import check_choice, check_positive, check_range
-from pairgrpo_rllib.advantages import expected_advantage_limit, group_advantages, kl_penalized_scores
+from pairgrpo_rllib.advantages import (
+    expected_advantage_limit,
+    from_step_groups,
+    group_advantages,
+    kl_penalized_scores,
+    reward_to_go,
+    step_groups,
+)
 
 F64 = torch.float64
 
@@ -261,3 +268,39 @@ def test_float32_near_tie_keeps_both_signs():
     flat = group_advantages(scores.reshape(-1), group_ids=torch.tensor([0, 0]))
     assert torch.equal(flat, torch.tensor([-1.0, 1.0]))
     assert flat.dtype == torch.float32
+
+
+# ---- per-step credit (credit="step") ---------------------------------------------------------------
+
+
+def test_reward_to_go_hand_case():
+    r = torch.tensor([[1.0, 2.0, 3.0, 9.0]])
+    m = torch.tensor([[True, True, True, False]])  # the 9 is padding
+    assert reward_to_go(r, m).tolist() == [[6.0, 5.0, 3.0, 0.0]]
+    # gamma 0.5: 3; 2 + 1.5 = 3.5; 1 + 1.75 = 2.75
+    assert reward_to_go(r, m, 0.5).tolist() == [[2.75, 3.5, 3.0, 0.0]]
+
+
+def test_reward_to_go_matches_a_reference_loop_and_starts_at_the_discounted_return():
+    gen = torch.Generator().manual_seed(3)
+    r = torch.randn(3, 4, 7, generator=gen, dtype=F64)
+    m = torch.rand(3, 4, 7, generator=gen) < 0.8
+    got = reward_to_go(r, m, 0.9)
+    for idx in [(0, 0), (1, 2), (2, 3)]:
+        for t in range(7):
+            want = sum(0.9 ** (k - t) * float(r[idx][k]) for k in range(t, 7) if m[idx][k])
+            assert math.isclose(float(got[idx][t]), want, rel_tol=1e-12, abs_tol=1e-12)
+    assert torch.allclose(reward_to_go(r, m)[..., 0], (r * m).sum(-1))
+    with pytest.raises(ValueError, match="gamma"):
+        reward_to_go(r, m, 0.0)
+
+
+def test_step_groups_put_one_time_index_per_group_and_invert():
+    x = torch.arange(2 * 3 * 4).reshape(2, 3, 4)  # (N, G, T)
+    s = step_groups(x)
+    assert s.shape == (8, 3)
+    # row n*T + t holds the G members at time t of group n
+    assert s[1 * 4 + 2].tolist() == [x[1, 0, 2], x[1, 1, 2], x[1, 2, 2]]
+    assert torch.equal(from_step_groups(s, 2), x)
+    y = torch.randn(2, 3, 4, 5)
+    assert torch.equal(from_step_groups(step_groups(y), 2), y)

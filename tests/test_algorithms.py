@@ -9,7 +9,7 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 
-from pairgrpo_rllib.advantages import group_advantages
+from pairgrpo_rllib.advantages import group_advantages, reward_to_go
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.learner import action_logp, analytic_kl
 from pairgrpo_rllib.algorithms.registry import ALGORITHMS, algorithm_class
@@ -78,6 +78,10 @@ def _weights(module):
         ({"trust_region_beta": -1.0}, "trust_region_beta"),
         ({"beta_pg": 0.0}, "beta_pg"),
         ({"eval_interval": -1}, "eval_interval"),
+        ({"credit": "token"}, "credit"),
+        ({"credit_gamma": 0.0}, "credit_gamma"),
+        ({"credit_gamma": 1.5}, "credit_gamma"),
+        ({"credit": "step", "kl_in_reward": True}, "kl_in_reward"),
     ],
 )
 def test_validate_rejects_bad_values_naming_the_field(training, field):
@@ -199,6 +203,94 @@ def test_learner_loss_equals_the_pure_function(local_ray, name):
         algo.stop()
 
 
+def _learner_batch(algo):
+    batch = algo._sample()
+    batch.pop("episode_returns")
+    batch.pop("env_steps")
+    rewards, mask = batch[B.REWARDS].copy(), batch[B.MASK].copy()
+    return algo.learner_batch(batch, with_grpo_advantages=True), rewards, mask
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_step_credit_compares_reward_to_go_at_each_time_index(local_ray, gamma):
+    algo = small_config("GRPO", credit="step", credit_gamma=gamma).build_algo()
+    try:
+        batch, rewards, mask = _learner_batch(algo)
+        adv = batch[B.ADVANTAGES]
+        n, g, t = mask.shape
+        assert adv.shape == (n, g, t) and B.REWARDS not in batch
+        rtg = reward_to_go(torch.as_tensor(rewards), torch.as_tensor(mask) > 0, gamma)
+        for i in range(n):
+            for step in (0, 7, t - 1):
+                want = group_advantages(rtg[i, :, step][None]).reshape(-1).float()
+                assert torch.allclose(torch.as_tensor(adv[i, :, step]), want, atol=1e-5)
+        # GRPO's own advantages for the grad cosine are the same numbers
+        assert np.allclose(batch[B.GRPO_ADVANTAGES], adv)
+    finally:
+        algo.stop()
+
+
+def test_step_credit_soft_pair_sees_only_labels_and_hard_pair_fits_every_time_index(local_ray):
+    soft = small_config("Soft-Pair-GRPO", credit="step").build_algo()
+    hard = small_config("Hard-Pair-GRPO", credit="step").build_algo()
+    try:
+        batch, rewards, mask = _learner_batch(soft)
+        rtg = reward_to_go(torch.as_tensor(rewards), torch.as_tensor(mask) > 0)
+        n, g, t = mask.shape
+        for step in (0, t // 2):
+            r = rtg[0, :, step]
+            wins = (torch.sign(r[:, None] - r[None, :])).sum(-1) / (g - 1)
+            assert torch.allclose(torch.as_tensor(batch[B.ADVANTAGES][0, :, step]), wins.float())
+        hb, _, _ = _learner_batch(hard)
+        assert hb[B.HARD_PAIRS].shape == (n, t, g * (g - 1) // 2, 3)
+        assert hb[B.TARGET_LOGP].shape == (n, t, g * (g - 1) // 2, g)
+        assert (hb[B.HARD_PAIRS][..., 0].sum(-1) == 1).all()  # best_worst: one pair per unit
+        result = hard.train()
+        assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["fit_kl"])
+    finally:
+        soft.stop()
+        hard.stop()
+
+
+def test_obs_normaliser_merge_equals_the_moments_of_all_rows():
+    from pairgrpo_rllib.algorithms.common.rl_module import ObsNormalizer
+
+    gen = np.random.default_rng(0)
+    parts = [gen.normal(3.0, 2.0, (k, 4)) for k in (5, 11, 2)]
+    norm = ObsNormalizer(4)
+    for x in parts:
+        norm.merge(len(x), x.mean(0), ((x - x.mean(0)) ** 2).sum(0))
+    rows = np.concatenate(parts)
+    assert float(norm.count) == len(rows)
+    assert np.allclose(norm.mean.numpy(), rows.mean(0)) and np.allclose(norm.var.numpy(), rows.var(0))
+    z = norm(torch.as_tensor(rows, dtype=torch.float32)).numpy()
+    assert np.allclose(z.mean(0), 0, atol=1e-5) and np.allclose(z.std(0), 1, atol=1e-3)
+
+
+def test_normalize_obs_statistics_follow_the_batches_and_reach_the_runner(local_ray):
+    algo = small_config("GRPO", kl_estimator="k3").rl_module(model_config={"normalize_obs": True}).build_algo()
+    try:
+        module = _learner(algo).module[DEFAULT_MODULE_ID]
+        runner_module = algo.env_runner_group.local_env_runner.module
+        assert float(module.obs_norm.count) == 0
+        algo.train()
+        assert float(module.obs_norm.count) == 160  # every real step of the first batch
+        assert float(module.obs_norm.var.min()) > 0 and not torch.allclose(
+            module.obs_norm.mean, torch.zeros_like(module.obs_norm.mean)
+        )
+        for key in ("count", "mean", "var"):  # the weight sync passes through float32
+            assert torch.allclose(getattr(runner_module.obs_norm, key), getattr(module.obs_norm, key), rtol=1e-6)
+        # The next batch was sampled with the merged statistics: the learner reproduces its log-probs.
+        batch, _, _ = _learner_batch(algo)
+        tb = {k: torch.as_tensor(v) for k, v in batch.items()}
+        fwd = module.forward_train(tb)
+        n, g, t = tb[B.MASK].shape
+        logp = action_logp(fwd[Columns.ACTION_DIST_INPUTS], tb[Columns.ACTIONS], True)
+        assert torch.allclose(logp, tb[B.ACTION_LOGP], atol=1e-4)
+    finally:
+        algo.stop()
+
+
 def test_analytic_kl_is_zero_at_the_reference_and_positive_after_training(local_ray):
     algo = small_config("GRPO").build_algo()
     try:
@@ -211,9 +303,10 @@ def test_analytic_kl_is_zero_at_the_reference_and_positive_after_training(local_
         algo.stop()
 
 
+@pytest.mark.parametrize("credit", ["sequence", "step"])
 @pytest.mark.parametrize("name", FAMILY)
-def test_one_iteration_changes_the_policy_not_the_reference(local_ray, name):
-    algo = small_config(name, grad_cosine_every=1).build_algo()
+def test_one_iteration_changes_the_policy_not_the_reference(local_ray, name, credit):
+    algo = small_config(name, grad_cosine_every=1, credit=credit).build_algo()
     try:
         module = _learner(algo).module[DEFAULT_MODULE_ID]
         actor0, ref0 = _weights(module.actor), _weights(module.ref_actor)

@@ -15,6 +15,7 @@ from pairgrpo_rllib.losses import (
     orpo_loss,
     pg_grpo_loss,
     sequence_logp,
+    suffix_logp,
 )
 
 F64 = torch.float64
@@ -452,3 +453,15 @@ def test_validation_errors_name_the_field():
         dpo_loss(adv, adv, adv, adv, beta=0.0)
     with pytest.raises(ValueError, match="lam=-1"):
         orpo_loss(x, mask, x, mask, lam=-1)
+
+
+def test_suffix_logp_hand_case_and_first_column_is_the_sequence_logp():
+    logp = torch.tensor([[-1.0, -2.0, -3.0, NAN]], dtype=F64)
+    mask = torch.tensor([[True, True, True, False]])
+    assert suffix_logp(logp, mask).tolist() == [[-6.0, -5.0, -3.0, 0.0]]
+    assert suffix_logp(logp, mask, length_norm=True).tolist() == [[-2.0, -2.5, -3.0, 0.0]]
+    gen = torch.Generator().manual_seed(0)
+    lp = -torch.rand(5, 9, generator=gen, dtype=F64)
+    m = torch.rand(5, 9, generator=gen) < 0.7
+    for norm in (False, True):
+        assert torch.allclose(suffix_logp(lp, m, length_norm=norm)[:, 0], sequence_logp(lp, m, length_norm=norm))

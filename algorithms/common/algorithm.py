@@ -25,7 +25,13 @@ from ray.rllib.utils.metrics import (
 )
 
 from pairgrpo_rllib import constants as C
-from pairgrpo_rllib.advantages import group_advantages, kl_penalized_scores
+from pairgrpo_rllib.advantages import (
+    from_step_groups,
+    group_advantages,
+    kl_penalized_scores,
+    reward_to_go,
+    step_groups,
+)
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
 from pairgrpo_rllib.diagnostics import RunningMoments
@@ -51,23 +57,59 @@ class GroupAlgorithm(Algorithm):
         self._kl_moments = RunningMoments()
         self._last_eval: tuple[float, float] | None = None
         self._label_gen = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
+        self._normalize_obs = bool((self.config.model_config or {}).get("normalize_obs"))
 
     # ---- hooks ---------------------------------------------------------------------------
-    def prepare_batch(self, batch: dict, scores: torch.Tensor, labels: torch.Tensor) -> None:
+    def prepare_batch(
+        self, batch: dict, scores: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> None:
         """Add ``advantages`` (and anything else the learner needs) to ``batch`` in place.
 
-        ``labels`` are the oracle's ``(N, G, G)`` preferences of this iteration (drawn once, so that
-        pair algorithms and the ``pair_accuracy`` diagnostic see the same noisy labels).
+        ``scores`` ``(M, G)`` are the scores of the comparison units: ``M = N`` whole members
+        (``credit="sequence"``) or ``M = N * T`` suffixes, one group per (group, time index) in the
+        order of ``advantages.step_groups`` (``credit="step"``). ``labels`` are the oracle's
+        ``(M, G, G)`` preferences of this iteration (drawn once, so that pair algorithms and the
+        ``pair_accuracy`` diagnostic see the same noisy labels); ``valid`` ``(M, G)`` marks the
+        units that exist (a member that ended before step t has no suffix there).
+        The hook writes ``batch[ADVANTAGES]`` as ``(M, G)``; the base reshapes it for the learner.
         GRPO: group-relative advantages of the scores (``advantages.group_advantages``).
         """
-        batch[B.ADVANTAGES] = group_advantages(scores, self.config.advantage_norm).numpy().astype(np.float32)
+        batch[B.ADVANTAGES] = self.grpo_advantages(scores, valid).numpy().astype(np.float32)
 
-    def preference_labels(self, scores: torch.Tensor) -> torch.Tensor:
-        """The oracle's labels ``(N, G, G)``: pair algorithms see these, never the scores."""
+    def grpo_advantages(self, scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """GRPO's advantages over the valid members of each group (invalid ones get 0)."""
+        norm = self.config.advantage_norm
+        if valid is None or bool(valid.all()):
+            return group_advantages(scores, norm)
+        ids = torch.arange(scores.shape[0]).unsqueeze(-1).expand_as(scores)
+        out = torch.zeros_like(scores)
+        out[valid] = group_advantages(scores[valid], norm, group_ids=ids[valid])
+        return out
+
+    def preference_labels(self, scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """The oracle's labels ``(M, G, G)``: pair algorithms see these, never the scores.
+
+        Pairs with a member that does not exist (``valid`` false) get no label.
+        """
         cfg = self.config
-        return preference_matrix(
+        labels = preference_matrix(
             scores, cfg.preference_oracle, temperature=cfg.preference_temperature, generator=self._label_gen
         )
+        if valid is not None:
+            labels = labels * (valid.unsqueeze(-1) & valid.unsqueeze(-2)).to(labels.dtype)
+        return labels
+
+    def comparison_units(self, batch: dict, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(unit_scores, valid)``, both ``(M, G)``: what the oracle and the advantages compare.
+
+        ``credit="sequence"``: the members' scores (M = N). ``credit="step"``: each member's
+        discounted reward-to-go at every time index (M = N * T).
+        """
+        if self.config.credit != "step":
+            return scores, torch.ones(scores.shape, dtype=torch.bool)
+        mask = torch.as_tensor(batch[B.MASK]) > 0
+        rtg = reward_to_go(torch.as_tensor(batch[B.REWARDS]), mask, self.config.credit_gamma)
+        return step_groups(rtg), step_groups(mask)
 
     # ---- the iteration -------------------------------------------------------------------
     def _sample(self) -> dict:
@@ -99,23 +141,14 @@ class GroupAlgorithm(Algorithm):
         for ret in episode_returns:
             self.metrics.log_value((ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), float(ret), window=100)
 
-        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
-        if cfg.kl_in_reward:
-            scores = self._kl_penalized(batch, scores)
-            batch[B.SCORES] = scores.numpy().astype(np.float32)
-        labels = self.preference_labels(scores)
-        pairs = select_pairs(labels, "all")
-        batch[B.PAIRS] = B.pairs_array(
-            pairs, scores.shape[0], max(1, scores.shape[1] * (scores.shape[1] - 1) // 2)
-        )
-        self.prepare_batch(batch, scores, labels)
-        for key in DRIVER_ONLY:
-            batch.pop(key, None)
+        cosine_due = bool(cfg.grad_cosine_every) and self.iteration % cfg.grad_cosine_every == 0
+        batch = self.learner_batch(batch, with_grpo_advantages=cosine_due)
 
-        if cfg.grad_cosine_every and self.iteration % cfg.grad_cosine_every == 0:
+        if cosine_due:
             res = self.learner_group.foreach_learner(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
             cos = [r.get() if hasattr(r, "get") else r for r in res]
             self.metrics.log_value(C.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
+            batch.pop(B.GRPO_ADVANTAGES)
 
         n_groups = batch[B.MASK].shape[0]
         learner_results = self.learner_group.update(
@@ -134,6 +167,8 @@ class GroupAlgorithm(Algorithm):
             NUM_ENV_STEPS_TRAINED_LIFETIME, env_steps * cfg.num_epochs, reduce="lifetime_sum"
         )
         self._update_run_statistics(learner_results)
+        if self._normalize_obs:
+            self._update_obs_stats(batch)
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group, inference_only=True
         )
@@ -146,6 +181,50 @@ class GroupAlgorithm(Algorithm):
             # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
             self.metrics.log_value(EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(EVALUATION_STEPS, self._last_eval[1], window=1)
+
+    def learner_batch(self, batch: dict, with_grpo_advantages: bool = False) -> dict:
+        """The sampled groups -> the learner's batch: scores, oracle labels, the algorithm's
+        ``prepare_batch`` (advantages, pairs, targets), all on the driver before any sharding.
+
+        ``with_grpo_advantages`` adds GRPO's advantages of the same units (for the grad cosine).
+        """
+        cfg = self.config
+        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        if cfg.kl_in_reward:
+            scores = self._kl_penalized(batch, scores)
+            batch[B.SCORES] = scores.numpy().astype(np.float32)
+        unit_scores, valid = self.comparison_units(batch, scores)
+        labels = self.preference_labels(unit_scores, valid)
+        n, g = scores.shape
+        # pair_accuracy compares whole members: the labels of the first unit of each group
+        # (in step mode the suffixes from t = 0, i.e. the whole members).
+        pairs = select_pairs(labels.reshape(n, -1, g, g)[:, 0], "all")
+        batch[B.PAIRS] = B.pairs_array(pairs, n, max(1, g * (g - 1) // 2))
+        self.prepare_batch(batch, unit_scores, labels, valid)
+        batch[B.ADVANTAGES] = self._per_learner_advantages(batch[B.ADVANTAGES], n)
+        if with_grpo_advantages:
+            batch[B.GRPO_ADVANTAGES] = self._per_learner_advantages(
+                self.grpo_advantages(unit_scores, valid).numpy().astype(np.float32), n
+            )
+        for key in DRIVER_ONLY:
+            batch.pop(key, None)
+        return batch
+
+    def _update_obs_stats(self, batch: dict) -> None:
+        """Observation moments of this batch's real steps, merged into every learner's normaliser
+        (after the update, so sampling and learning within an iteration used the same statistics)."""
+        obs = batch[B.OBS][batch[B.MASK] > 0].astype(np.float64)
+        if not len(obs):
+            return
+        count, mean = float(len(obs)), obs.mean(axis=0)
+        m2 = ((obs - mean) ** 2).sum(axis=0)
+        self.learner_group.foreach_learner(lambda lrn: lrn.update_obs_stats(count, mean, m2))
+
+    def _per_learner_advantages(self, adv: np.ndarray, n: int) -> np.ndarray:
+        """``(M, G)`` unit advantages -> ``(N, G)`` per member or ``(N, G, T)`` per step."""
+        if self.config.credit != "step":
+            return adv
+        return from_step_groups(torch.as_tensor(adv), n).numpy()
 
     def _kl_penalized(self, batch: dict, scores: torch.Tensor) -> torch.Tensor:
         """Option ``kl_in_reward``: ``r_i - beta * sum_t (log pi_old - log pi_ref)`` before advantages."""

@@ -12,11 +12,15 @@ column                 shape                meaning
 ``loss_mask``          (N, G, T)            1.0 on real steps, 0.0 on padding
 ``rewards``            (N, G, T)            per-step rewards (scores are their sums)
 ``scores``             (N, G)               r_i: member return (the oracle's input)
-``advantages``         (N, G)               A_i, computed on the driver before sharding
+``advantages``         (N, G) or (N, G, T)  A_i (per step with ``credit="step"``), from the driver
+``grpo_advantages``    like ``advantages``  GRPO's advantages of the same batch (grad cosine only)
 ``pairs``              (N, P, 3)            (valid, winner, loser) preference pairs
-``hard_pairs``         (N, P, 3)            Hard-Pair: the pairs it fits, ``(valid, w, l)``
-``target_logp``        (N, P, G)            Hard-Pair: log pi_tar(.|S) per pair
+``hard_pairs``         (N, K, P, 3)         Hard-Pair: the pairs it fits, ``(valid, w, l)``
+``target_logp``        (N, K, P, G)         Hard-Pair: log pi_tar(.|S) per pair
 =====================  ===================  ==============================================
+
+K is the number of comparison units per group: 1 (``credit="sequence"``) or T (``credit="step"``,
+one unit per time index: the members' suffixes from step t).
 
 A batch row is a whole group, so RLlib's minibatching and sharding across learners never split a
 group (Hard-Pair's shares need every member; RLLIB_NOTES: episode slicing splits groups).
@@ -35,6 +39,7 @@ MASK = "loss_mask"
 REWARDS = "rewards"
 SCORES = "scores"
 ADVANTAGES = "advantages"
+GRPO_ADVANTAGES = "grpo_advantages"
 PAIRS = "pairs"
 TARGET_LOGP = "target_logp"
 HARD_PAIRS = "hard_pairs"

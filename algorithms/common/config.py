@@ -19,6 +19,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from pairgrpo_rllib import constants as C
 
 GROUP_MODES = ("reset", "branch")
+CREDITS = ("sequence", "step")
 CONFIG_KL_ESTIMATORS = ("analytic", *C.KL_ESTIMATORS)
 
 # name -> (default, meaning). One table, used for defaults, `training(...)` and the docs.
@@ -29,6 +30,12 @@ FAMILY_FIELDS: dict[str, tuple[object, str]] = {
         "reset: G episodes from one reset seed; branch: G H-step segments from a state snapshot",
     ),
     "segment_length": (None, "H, steps per member; None = the episode limit (reset mode)"),
+    "credit": (
+        "sequence",
+        "sequence: one advantage per member (spec) | step: per-step reward-to-go compared across the "
+        "group at each time index (chosen for MuJoCo; DeepSeekMath 4.1.3 process supervision)",
+    ),
+    "credit_gamma": (1.0, "discount of the reward-to-go within a member (credit='step'; 1 = none)"),
     "advantage_norm": ("mean_std", "GRPO advantage: mean_std (seed 004 eq. 2) | mean (Dr. GRPO) | none"),
     "clip_low": (0.2, "epsilon_low of the clipped surrogate (PPO/GRPO 0.2)"),
     "clip_high": (0.2, "epsilon_high (0.2; DAPO raises it)"),
@@ -144,6 +151,7 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
     """Reject bad family options; every message names the field, the value and the fix."""
     choices = {
         "group_mode": GROUP_MODES,
+        "credit": CREDITS,
         "advantage_norm": C.ADVANTAGE_NORMS,
         "kl_estimator": CONFIG_KL_ESTIMATORS,
         "kl_anchor": C.KL_ANCHORS,
@@ -164,6 +172,15 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
     for name in ("preference_temperature", "beta_pg"):
         if getattr(cfg, name) <= 0:
             _fail(name, getattr(cfg, name), "use a number > 0")
+    if not isinstance(cfg.credit_gamma, int | float) or not 0 < cfg.credit_gamma <= 1:
+        _fail("credit_gamma", cfg.credit_gamma, "use a discount 0 < credit_gamma <= 1 (1 = undiscounted)")
+    if cfg.credit == "step" and cfg.kl_in_reward:
+        _fail(
+            "kl_in_reward",
+            True,
+            "it is implemented for credit='sequence' only; with credit='step' keep the KL in the loss "
+            "(kl_in_reward=False)",
+        )
     if not 0 <= cfg.clip_low < 1:
         _fail("clip_low", cfg.clip_low, "use 0 <= clip_low < 1 (the ratio's lower clip is 1 - clip_low)")
     if not cfg.clip_high > 0:

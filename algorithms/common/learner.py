@@ -20,7 +20,8 @@ from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.rl_module import REF_DIST_INPUTS
 from pairgrpo_rllib.diagnostics import categorical_entropy, diag_gaussian_entropy, pair_accuracy
 from pairgrpo_rllib.kl import categorical_kl, diag_gaussian_kl
-from pairgrpo_rllib.losses import grpo_loss, sequence_logp
+from pairgrpo_rllib.advantages import step_groups
+from pairgrpo_rllib.losses import grpo_loss, sequence_logp, suffix_logp
 
 
 def action_logp(dist_inputs: torch.Tensor, actions: torch.Tensor, gaussian: bool) -> torch.Tensor:
@@ -48,6 +49,23 @@ def entropy(dist_inputs: torch.Tensor, gaussian: bool) -> torch.Tensor:
     return categorical_entropy(dist_inputs)
 
 
+def unit_logp(
+    logp: torch.Tensor, mask: torch.Tensor, n: int, g: int, credit: str, length_norm: bool
+) -> torch.Tensor:
+    """``l`` of each comparison unit, ``(M, G)``: whole members (``sequence``, M = N) or the
+    members' suffixes from every time index (``step``, M = N * T; rows as ``step_groups``).
+
+    Units that do not exist (a member that ended before step t) get -1e9, so that a softmax over
+    the group (Hard-Pair's shares) gives them no mass.
+    """
+    if credit != "step":
+        return sequence_logp(logp, mask, length_norm=length_norm).reshape(n, g)
+    suffix = suffix_logp(logp, mask, length_norm=length_norm)
+    units = step_groups(suffix.reshape(n, g, -1))
+    valid = step_groups(mask.reshape(n, g, -1).bool())
+    return torch.where(valid, units, torch.full_like(units, -1e9))
+
+
 def surrogate_inputs(t: dict) -> tuple:
     """The positional tensors every surrogate loss takes: logp, old_logp, ref_logp, adv, mask."""
     return t["logp"], t["old_logp"], t.get("ref_logp"), t["adv"], t["mask"]
@@ -61,6 +79,11 @@ def shared_loss_options(config, t: dict) -> dict:
         "kl": t.get("kl"),
         "max_len": t["max_len"],
     }
+
+
+def flat_advantages(adv: torch.Tensor, n: int, g: int) -> torch.Tensor:
+    """``(N, G)`` per member -> ``(N*G,)``; ``(N, G, T)`` per step -> ``(N*G, T)``."""
+    return adv.reshape(n * g, *adv.shape[2:])
 
 
 def kl_weight(config) -> float:
@@ -100,7 +123,7 @@ class GroupLearner(TorchLearner):
             "dist_inputs": dist_inputs,
             "logp": action_logp(dist_inputs, actions, gaussian),
             "old_logp": flat(batch[Columns.ACTION_LOGP]),
-            "adv": batch[B.ADVANTAGES].reshape(n * g),
+            "adv": flat_advantages(batch[B.ADVANTAGES], n, g),
             "mask": mask,
             "max_len": t_len,
             "batch": batch,
@@ -156,19 +179,29 @@ class GroupLearner(TorchLearner):
             module_id=module_id, config=config, module_gradients_dict=module_gradients_dict
         )
 
+    def update_obs_stats(self, count: float, mean, m2) -> None:
+        """Merge a batch's observation moments into the module's normaliser (all learners alike)."""
+        for module_id in self.module.keys():
+            norm = getattr(self.module[module_id].unwrapped(), "obs_norm", None)
+            if norm is not None:
+                norm.merge(count, mean, m2)
+
     def ref_action_logp(self, batch_np: dict):
         """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
         module = self.module[next(iter(self.module.keys()))].unwrapped()
         with torch.no_grad():
-            inputs = module.ref_actor(torch.as_tensor(batch_np[B.OBS]))
+            inputs = module.ref_actor(module._obs({Columns.OBS: torch.as_tensor(batch_np[B.OBS])}))
             return action_logp(
                 inputs, torch.as_tensor(batch_np[Columns.ACTIONS]), module.actor.log_std is not None
             ).numpy()
 
     # ---- Theorem 1 diagnostic ---------------------------------------------------------------
     def grad_cosine_vs_grpo(self, batch_np: dict) -> float:
-        """Cosine between this algorithm's gradient and GRPO's on the same batch (no update)."""
-        from pairgrpo_rllib.advantages import group_advantages
+        """Cosine between this algorithm's gradient and GRPO's on the same batch (no update).
+
+        GRPO's advantages of the same units come with the batch (``grpo_advantages``, computed by
+        the driver like every other advantage).
+        """
         from pairgrpo_rllib.diagnostics import grad_cosine
 
         module_id = next(iter(self.module.keys()))
@@ -181,8 +214,7 @@ class GroupLearner(TorchLearner):
             fwd = module.forward_train(batch)
             t = self.gather(module_id, config, batch, fwd)
             if use_grpo:
-                adv = group_advantages(batch[B.SCORES].to(torch.float64), config.advantage_norm)
-                t["adv"] = adv.to(t["logp"].dtype).reshape(-1)
+                t["adv"] = flat_advantages(batch[B.GRPO_ADVANTAGES], t["n"], t["g"]).to(t["logp"].dtype)
                 loss, _ = GroupLearner.policy_loss(self, config, t)
             else:
                 loss, _ = self.policy_loss(config, t)

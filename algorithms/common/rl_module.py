@@ -7,6 +7,12 @@
   (RLLIB_NOTES: a learner-held copy is not checkpointed). It is listed in
   ``get_non_inference_attributes`` so env runners never build it and weight syncs never send it,
   and its weights survive checkpoint/restore as part of the module state.
+* ``normalize_obs`` (model_config, default off): observations are standardised by running
+  statistics kept as buffers of the module (``ObsNormalizer``), so they travel with weight syncs
+  and checkpoints. The statistics change only between iterations (the driver merges each batch's
+  moments after the update, ``update_obs_stats``), so the log-probs recorded when sampling equal the
+  learner's at the first step of an iteration. Actor and reference see the same normalised input.
+  Clipped to +-10 (as SB3's VecNormalize and RLlib's MeanStdFilter).
 * Inputs may carry any leading dimensions: ``(B, obs)`` on env runners, ``(N, G, T, obs)`` in the
   learner's group batches; the MLP acts on the last dimension.
 """
@@ -22,6 +28,36 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 REF_DIST_INPUTS = "ref_action_dist_inputs"
+
+
+class ObsNormalizer(torch.nn.Module):
+    """Running mean and variance of observations (Chan et al.'s parallel merge), as buffers."""
+
+    def __init__(self, dim: int, clip: float = 10.0):
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        z = (obs - self.mean.to(obs.dtype)) / torch.sqrt(self.var.to(obs.dtype) + 1e-8)
+        return z.clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def merge(self, count: float, mean, m2) -> None:
+        """Merge a batch's moments: ``count`` rows with ``mean`` and sum of squared deviations ``m2``."""
+        if count <= 0:
+            return
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        m2 = torch.as_tensor(m2, dtype=torch.float64)
+        n_a, n_b = float(self.count), float(count)
+        total = n_a + n_b
+        delta = mean - self.mean
+        m2_a = self.var * n_a
+        self.mean.add_(delta * (n_b / total))
+        self.var.copy_((m2_a + m2 + delta * delta * (n_a * n_b / total)) / total)
+        self.count.fill_(total)
 
 
 class _Actor(torch.nn.Module):
@@ -51,11 +87,17 @@ class _Actor(torch.nn.Module):
 
 class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
     """Actor-only RLModule with a frozen reference actor (``model_config``: ``fcnet_hiddens``,
-    ``fcnet_activation``, ``initial_log_std``, ``init_action_probs``; other keys are ignored)."""
+    ``fcnet_activation``, ``initial_log_std``, ``init_action_probs``, ``normalize_obs``; other keys
+    are ignored)."""
 
     def setup(self):
         # RLlib's field names, so one YAML ``model_config`` shapes PPO's actor and ours alike.
-        cfg = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "initial_log_std": -0.5}
+        cfg = {
+            "fcnet_hiddens": [64, 64],
+            "fcnet_activation": "tanh",
+            "initial_log_std": -0.5,
+            "normalize_obs": False,
+        }
         cfg.update(dict(self.model_config or {}))
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
@@ -73,6 +115,7 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
             gaussian,
             cfg["initial_log_std"],
         )
+        self.obs_norm = ObsNormalizer(obs_dim) if cfg["normalize_obs"] else None
         init = cfg.get("init_action_probs")
         if init is not None and not gaussian:
             # Start at a chosen categorical policy (the theory check's pi_ref(a) = p): zero weights,
@@ -88,11 +131,15 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
     def get_non_inference_attributes(self) -> list[str]:
         return ["ref_actor"]
 
+    def _obs(self, batch) -> torch.Tensor:
+        obs = batch[Columns.OBS]
+        return self.obs_norm(obs) if self.obs_norm is not None else obs
+
     def _forward(self, batch, **kwargs):
-        return {Columns.ACTION_DIST_INPUTS: self.actor(batch[Columns.OBS])}
+        return {Columns.ACTION_DIST_INPUTS: self.actor(self._obs(batch))}
 
     def _forward_train(self, batch, **kwargs):
-        obs = batch[Columns.OBS]
+        obs = self._obs(batch)
         out = {Columns.ACTION_DIST_INPUTS: self.actor(obs)}
         with torch.no_grad():
             out[REF_DIST_INPUTS] = self.ref_actor(obs)

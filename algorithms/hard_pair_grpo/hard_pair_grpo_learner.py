@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pairgrpo_rllib.algorithms.common import batch as B
-from pairgrpo_rllib.algorithms.common.learner import GroupLearner, analytic_kl
+from pairgrpo_rllib.algorithms.common.learner import GroupLearner, analytic_kl, unit_logp
 from pairgrpo_rllib.hard_pair import group_shares, hard_pair_loss
-from pairgrpo_rllib.losses import sequence_logp
 
 
 class HardPairGRPOLearner(GroupLearner):
     def policy_loss(self, config, t):
         batch, mask, n, g = t["batch"], t["mask"], t["n"], t["g"]
-        shares = group_shares(sequence_logp(t["logp"], mask, length_norm=config.length_norm).reshape(n, g))
-        pairs = B.flat_pairs(batch[B.HARD_PAIRS])
-        valid = batch[B.HARD_PAIRS][..., 0] > 0
-        target = batch[B.TARGET_LOGP][valid].to(shares.dtype)
+        shares = group_shares(unit_logp(t["logp"], mask, n, g, config.credit, config.length_norm))
+        hard_pairs = batch[B.HARD_PAIRS].flatten(0, 1)  # (N, K, P, 3) -> (N*K, P, 3): one row per unit
+        pairs = B.flat_pairs(hard_pairs)
+        valid = hard_pairs[..., 0] > 0
+        target = batch[B.TARGET_LOGP].flatten(0, 1)[valid].to(shares.dtype)
         # Exact per-state KL(pi_theta || pi_old) over the visited states (spec: explicit Gaussian).
         tr = analytic_kl(t["dist_inputs"], t["flat"](batch[B.OLD_DIST_INPUTS]), t["gaussian"])
         tr_kl = (tr * mask).sum() / mask.sum().clamp(min=1)

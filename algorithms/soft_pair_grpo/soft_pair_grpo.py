@@ -32,6 +32,7 @@ class SoftPairGRPO(GroupAlgorithm):
     def get_default_config(cls) -> SoftPairGRPOConfig:
         return SoftPairGRPOConfig()
 
-    def prepare_batch(self, batch, scores, labels) -> None:
+    def prepare_batch(self, batch, scores, labels, valid=None) -> None:
+        # Missing members carry no labels (preference_labels), so their advantage is 0.
         adv, _ = pairwise_advantages(labels, self.config.pairs, generator=self._label_gen)
         batch[ADVANTAGES] = adv.numpy().astype(np.float32)
