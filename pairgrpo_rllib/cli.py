@@ -5,6 +5,7 @@ Subcommands:
   train    run one algorithm and seed of an experiment YAML (checkpoints, resume)
   sweep    run every algorithm x seed x search point of an experiment YAML side by side (Tune)
   report   tables and learning curves from a results folder
+  cluster  a local multi-node Ray cluster on loopback (up / down / status / env)
 
 Bad input gets one line on stderr naming the option, the value and the allowed range, exit code 2,
 and no traceback, before any work starts. Heavy packages are imported by the subcommand that
@@ -65,6 +66,16 @@ def _group_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(
             f"{text} is too small; allowed: an integer >= 2, or inf (a group needs two members)"
         )
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= 0")
     return value
 
 
@@ -186,6 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=None, help="which seed (default: the first)")
     rep = sub.add_parser("report", help="tables and learning curves of a results folder")
     rep.add_argument("results_dir", help="an experiment folder written by train/sweep")
+    cl = sub.add_parser(
+        "cluster",
+        help="a local multi-node Ray cluster on loopback (head + workers, token auth)",
+        description="Start, inspect or stop a real multi-node Ray cluster on this machine "
+        "(the topology of docker/docker-compose.yml without containers).",
+    )
+    cl.add_argument("action", choices=["up", "down", "status", "env"])
+    cl.add_argument(
+        "--dir", default="results/local_cluster", help="state folder (default: results/local_cluster)"
+    )
+    cl.add_argument(
+        "--workers", type=_non_negative_int, default=1, help="worker nodes besides the head (default 1)"
+    )
+    cl.add_argument(
+        "--cpus-per-node", type=_positive_int, default=1, help="CPUs each node offers (default 1)"
+    )
     return parser
 
 
@@ -213,6 +240,16 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
     except X.ExperimentError as exc:
         parser.error(str(exc))
+    except runner.TrialsFailed as exc:
+        print(f"[{args.command}] {exc}", file=sys.stderr)
+        if not args.no_report:  # what did finish is still worth a table; the report marks the failures
+            from pairgrpo_rllib.report import write_report
+
+            try:
+                print(f"[{args.command}] report: {write_report(exc.exp_dir)}")
+            except FileNotFoundError:
+                pass
+        return EXIT_CHECK_FAILED
     print(f"[{args.command}] results in {exp_dir}")
     if not args.no_report:
         from pairgrpo_rllib.report import write_report
@@ -335,6 +372,26 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pairgrpo_rllib import cluster as K
+
+    try:
+        if args.action == "up":
+            c = K.up(args.dir, workers=args.workers, cpus_per_node=args.cpus_per_node)
+            print(f"[cluster] {1 + args.workers} nodes up: GCS {c.address}, dashboard/jobs {c.dashboard_url}")
+            print(f'[cluster] for `ray job submit`, run:  eval "$(pairgrpo cluster env --dir {args.dir})"')
+        elif args.action == "down":
+            left = K.down(args.dir)
+            print(f"[cluster] stopped ({left} process(es) needed SIGKILL)")
+        elif args.action == "status":
+            print(json.dumps(K.status(args.dir), indent=2))
+        else:
+            print(K.shell_exports(K.Cluster.load(args.dir)))
+    except K.ClusterError as exc:
+        parser.error(str(exc))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -345,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_run(args, sub)
     if args.command == "report":
         return _cmd_report(args, sub)
+    if args.command == "cluster":
+        return _cmd_cluster(args, sub)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_BAD_INPUT
 

@@ -7,6 +7,7 @@ A file looks like::
     seeds: [0, 1, 2]
     stop: {env_steps: 1000000}          # and/or iterations / time_s
     checkpoint_every: 10                # iterations
+    max_failures: 2                     # retries of a trial that fails (Tune's FailureConfig)
     environment: {env: HalfCheetah-v4}  # AlgorithmConfig builder sections, keyword = value
     training: {group_size: 8, lr: 3.0e-4}
     rl_module: {model_config: {fcnet_hiddens: [64, 64]}}
@@ -36,6 +37,7 @@ TOP_LEVEL = {
     "stop",
     "checkpoint_every",
     "max_concurrent",
+    "max_failures",
     "per_algorithm",
     "description",
 }
@@ -146,6 +148,11 @@ def check(spec: dict) -> None:
             raise ExperimentError(f"stop.{k} is unknown{_suggest(k, STOP_KEYS)}; use {', '.join(STOP_KEYS)}")
         if not isinstance(v, int | float) or v <= 0:
             raise ExperimentError(f"stop.{k}={v!r} is invalid: use a positive number")
+    mf = spec.get("max_failures", 0)
+    if not isinstance(mf, int) or isinstance(mf, bool) or mf < -1:
+        raise ExperimentError(
+            f"max_failures={mf!r} is invalid: use an integer >= 0 (retries of a failed trial; -1 = unlimited)"
+        )
     ce = spec.get("checkpoint_every", 10)
     if not isinstance(ce, int) or ce < 0:
         raise ExperimentError(

@@ -5,7 +5,9 @@ Reads every trial folder (``params.json`` + ``result.json``) below RESULTS_DIR a
 
 * evaluation return (deterministic episodes) mean +- 95% CI across seeds at fixed env-step budgets
   (Student t, n - 1 degrees of freedom), as in seed 000's Tables 1-2;
-* gradient-norm variance and KL std over the run (seed 000 Table 3), throughput (env steps / s).
+* the mean of each trial's last 3 evaluations (mean +- 95% CI across seeds), a less noisy final number;
+* gradient-norm variance and KL std over the run (seed 000 Table 3), throughput (env steps / s);
+* learning curves: each seed thin, the mean across seeds bold with its 95% CI band.
 
 The CI of a single seed is not defined and is shown as "n=1".
 """
@@ -99,9 +101,23 @@ def load_trials(results_dir: str | Path) -> list[dict]:
                 continue  # a line cut by a kill: the rest of the file is still good
         if rows:
             trials.append(
-                {"algorithm": cfg.get("algorithm", "?"), "seed": cfg.get("seed"), "rows": rows, "dir": folder}
+                {
+                    "algorithm": cfg.get("algorithm", "?"),
+                    "seed": cfg.get("seed"),
+                    "rows": rows,
+                    "dir": folder,
+                    "failures": count_failures(folder),
+                }
             )
     return trials
+
+
+def count_failures(trial_dir: Path) -> int:
+    """How often the trial failed (Tune appends a "Failure # k" record to error.txt each time)."""
+    err = Path(trial_dir) / "error.txt"
+    if not err.is_file():
+        return 0
+    return max(1, sum(line.startswith("Failure #") for line in err.read_text(errors="replace").splitlines()))
 
 
 def eval_curve(rows: list[dict]) -> list[tuple[float, float]]:
@@ -133,8 +149,24 @@ def mean_ci(values: list[float]) -> str:
     m = statistics.fmean(vals)
     if len(vals) == 1:
         return f"{m:.1f} (n=1)"
-    half = T95[min(len(vals) - 1, len(T95)) - 1] * statistics.stdev(vals) / math.sqrt(len(vals))
-    return f"{m:.1f} ± {half:.1f} (n={len(vals)})"
+    return f"{m:.1f} ± {_half_width(vals):.1f} (n={len(vals)})"
+
+
+def mean_curve(curves: list[dict]) -> tuple[list[float], list[float], list[float]]:
+    """Mean and 95% CI half-width across seeds at the steps every seed evaluated."""
+    common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    means, halves = [], []
+    for step in common:
+        vals = [c[step] for c in curves]
+        means.append(statistics.fmean(vals))
+        halves.append(_half_width(vals))
+    return common, means, halves
+
+
+def _half_width(vals: list[float]) -> float:
+    if len(vals) < 2:
+        return 0.0
+    return T95[min(len(vals) - 1, len(T95)) - 1] * statistics.stdev(vals) / math.sqrt(len(vals))
 
 
 def _last(rows, key):
@@ -165,22 +197,44 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| algorithm | train return (last) | grad-norm variance | KL std | env steps / s | seeds |",
-        "|---|---|---|---|---|---|",
+        "| algorithm | eval return, mean of last 3 evaluations | train return (last) | grad-norm variance "
+        "| KL std | env steps / s | seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for algo, ts in sorted(by_algo.items()):
         tr = mean_ci([_last(t["rows"], "env_runners/episode_return_mean") for t in ts])
+        final = mean_ci([_tail_mean(eval_curve(t["rows"]), 3) for t in ts])
         kl = [_last(t["rows"], "kl_ref_std") for t in ts]
         rate = [
             (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], "time_total_s") or 1e-9, 1e-9) for t in ts
         ]
         lines.append(
-            f"| {algo} | {tr} | {_sci([_last(t['rows'], 'grad_norm_var') for t in ts])} | {_sci(kl)} | "
+            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], 'grad_norm_var') for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
+    failed = [t for t in trials if t["failures"]]
+    if failed:
+        lines += [
+            "",
+            "Trials that failed and were retried from their last checkpoint (Tune `max_failures`); a trial",
+            "whose env steps fall short of the others did not finish:",
+            "",
+            "| algorithm | seed | failures | env steps reached | folder |",
+            "|---|---|---|---|---|",
+        ]
+        for t in failed:
+            lines.append(
+                f"| {t['algorithm']} | {t['seed']} | {t['failures']} | {int(_last(t['rows'], STEPS) or 0):,} "
+                f"| {t['dir'].name} |"
+            )
     lines.append("")
     lines.append("![learning curves](learning_curves.png)")
     return "\n".join(lines) + "\n"
+
+
+def _tail_mean(curve: list[tuple[float, float]], k: int):
+    """Mean of the last ``k`` evaluations (a less noisy final number than the last one alone)."""
+    return statistics.fmean(v for _, v in curve[-k:]) if curve else None
 
 
 def _sci(values) -> str:
@@ -193,6 +247,7 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     trials = load_trials(results_dir)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
@@ -201,13 +256,23 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
         by_algo[t["algorithm"]].append(t)
     for i, (algo, ts) in enumerate(sorted(by_algo.items())):
         color = plt.cm.tab10(i)
-        for j, t in enumerate(ts):
-            curve = eval_curve(t["rows"])
+        curves = [dict(eval_curve(t["rows"])) for t in ts]
+        for curve in curves:  # each seed, thin
             if curve:
-                xs, ys = zip(*curve)
-                ax.plot(xs, ys, color=color, alpha=0.85, lw=1.4, label=algo if j == 0 else None)
+                xs, ys = zip(*sorted(curve.items()))
+                ax.plot(xs, ys, color=color, alpha=0.3, lw=0.8)
+        steps, means, halves = mean_curve(curves)
+        if steps:
+            ax.plot(steps, means, color=color, lw=1.8, label=f"{algo} (n={len(ts)})")
+            if any(h > 0 for h in halves):
+                lo = [m - h for m, h in zip(means, halves)]
+                hi = [m + h for m, h in zip(means, halves)]
+                ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
+    ax.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k")
+    )
     ax.set_xlabel("env steps")
-    ax.set_ylabel("evaluation return")
+    ax.set_ylabel("evaluation return (mean, 95% CI across seeds)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

@@ -38,7 +38,12 @@ class AlgorithmTrial(tune.Trainable):
         self.algo = algo_config.build_algo()
 
     def step(self):
-        return self.algo.train()
+        import ray
+
+        result = self.algo.train()
+        # Which Ray node ran the trial (on a cluster several nodes can share an IP and a hostname).
+        result["node_id"] = ray.get_runtime_context().get_node_id()
+        return result
 
     def save_checkpoint(self, checkpoint_dir: str):
         self.algo.save_to_path(checkpoint_dir)
@@ -144,11 +149,27 @@ def run(
                     checkpoint_frequency=ce, checkpoint_at_end=True, num_to_keep=2
                 ),
                 callbacks=[ProgressLines()],
+                # A trial that raises (or loses its node) restarts from its last checkpoint.
+                failure_config=tune.FailureConfig(max_failures=int(spec.get("max_failures", 0))),
                 verbose=verbose,
             ),
         )
     results = tuner.fit()
-    errors = [r.error for r in results if r.error is not None]
-    if errors:
-        raise RuntimeError(f"{len(errors)} trial(s) failed; first error: {errors[0]}")
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        first = str(failed[0].error).strip().splitlines()
+        raise TrialsFailed(
+            exp_dir,
+            f"{len(failed)} of {len(results)} trial(s) failed after max_failures="
+            f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
+            f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
+        )
     return exp_dir
+
+
+class TrialsFailed(RuntimeError):
+    """Some trials failed for good; the message names the first error and where its trace is."""
+
+    def __init__(self, exp_dir: Path, message: str):
+        super().__init__(message)
+        self.exp_dir = exp_dir

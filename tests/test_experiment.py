@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -197,12 +198,74 @@ def test_kill_and_resume_continues_where_it_stopped(tmp_path):
     progress = next(out.rglob("progress.csv"))
     before = _iterations(progress)
     assert before and max(before) < 40, "the run finished before it was killed; nothing to resume"
+    kept = tmp_path / "kept"  # Tune keeps 2 checkpoints and rotates older ones out
+    for c in out.rglob("checkpoint_0*"):
+        shutil.copytree(c, kept / c.name)
 
     res = _cli("train", str(cfg), "--output", str(out), "--resume", "--no-report", timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
     after = _iterations(next(out.rglob("progress.csv")))
     assert max(after) == 40
     resumed = after[len(before) :] if after[: len(before)] == before else after
-    # It went on from a checkpoint (iteration >= 2), not from scratch.
+    # It went on from a checkpoint (iteration >= 2), not from scratch, losing at most one interval.
     assert resumed[0] >= 3, (before, after)
+    assert resumed[0] >= max(before) - 2 + 1, (before, resumed)
     assert all(b > a for a, b in zip(resumed, resumed[1:]))
+
+    # Same numbers on CPU as an uninterrupted run from that checkpoint.
+    rows = {}
+    for line in next(out.rglob("result.json")).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows[r["training_iteration"]] = r  # the resumed attempt's rows come last
+    import ray
+
+    from pairgrpo_rllib.algorithms.registry import algorithm_class
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        # the checkpoint the resume started from: the one whose iteration precedes resumed[0]
+        for c in sorted(kept.iterdir()):
+            algo = algorithm_class("GRPO").from_checkpoint(str(c))
+            if algo.iteration == resumed[0] - 1:
+                break
+            algo.stop()
+        else:
+            pytest.fail(f"no kept checkpoint at iteration {resumed[0] - 1}: {sorted(kept.iterdir())}")
+        try:
+            for _ in range(2):
+                mine = algo.train()
+                theirs = rows[mine["training_iteration"]]
+                for key in ("loss", "grad_norm", "kl_ref", "entropy"):
+                    a = mine["learners"]["default_policy"][key]
+                    b = theirs["learners"]["default_policy"][key]
+                    assert a == pytest.approx(b, rel=1e-6, abs=1e-9), (mine["training_iteration"], key, a, b)
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()
+
+
+def test_report_statistics_hand_values():
+    from pairgrpo_rllib.report import _tail_mean, mean_ci, mean_curve, value_at
+
+    # [1, 2, 3]: mean 2, sample std 1, t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3) = 2.484
+    assert mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5 (n=3)"
+    assert mean_ci([5.0, None]) == "5.0 (n=1)" and mean_ci([None]) == "-"
+    steps, means, halves = mean_curve([{10: 1.0, 20: 3.0, 30: 9.0}, {10: 3.0, 20: 5.0}])
+    assert steps == [10, 20] and means == [2.0, 4.0]  # only the steps both seeds evaluated
+    assert halves[0] == pytest.approx(12.706 * 2**0.5 / 2**0.5)
+    curve = [(10, 1.0), (20, 2.0), (30, 6.0), (40, 7.0)]
+    assert _tail_mean(curve, 3) == 5.0 and value_at(curve, 25) == 2.0 and value_at(curve, 5) is None
+
+
+def test_normalize_obs_is_one_key_for_both_kinds_of_algorithm():
+    spec = _with(rl_module__model_config={"fcnet_hiddens": [16, 16], "normalize_obs": True})
+    X.check(spec)
+    ppo = X.build_config(spec, "PPO", seed=0, resolve_search=True)
+    connector = ppo.build_env_to_module_connector(env=None, spaces=None)  # RLlib's own pipeline
+    assert "MeanStdFilter" in repr(connector)
+    grpo = X.build_config(spec, "GRPO", seed=0, resolve_search=True)
+    assert grpo.model_config["normalize_obs"] is True
+    with pytest.raises(X.ExperimentError, match="credit='token'"):
+        X.check(_with(training__credit="token"))

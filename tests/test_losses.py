@@ -464,4 +464,6 @@ def test_suffix_logp_hand_case_and_first_column_is_the_sequence_logp():
     lp = -torch.rand(5, 9, generator=gen, dtype=F64)
     m = torch.rand(5, 9, generator=gen) < 0.7
     for norm in (False, True):
-        assert torch.allclose(suffix_logp(lp, m, length_norm=norm)[:, 0], sequence_logp(lp, m, length_norm=norm))
+        assert torch.allclose(
+            suffix_logp(lp, m, length_norm=norm)[:, 0], sequence_logp(lp, m, length_norm=norm)
+        )

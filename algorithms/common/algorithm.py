@@ -113,17 +113,44 @@ class GroupAlgorithm(Algorithm):
 
     # ---- the iteration -------------------------------------------------------------------
     def _sample(self) -> dict:
+        """This iteration's groups: from the local runner, or shared out over the remote runners.
+
+        A remote runner that dies mid-call (``restart_failed_env_runners``, RLlib's default) returns
+        nothing: its share is sampled again from the runners still healthy, so that a batch always
+        holds the configured number of groups; RLlib restarts the dead runner before the next
+        iteration. With no healthy runner left the iteration fails with a clear error.
+        """
         cfg = self.config
         n_groups = cfg.groups_per_iteration()
         runners = self.env_runner_group
         if runners.num_remote_env_runners() == 0:
             return runners.local_env_runner.sample_groups(n_groups)
-        n = runners.num_remote_env_runners()
-        share = {i + 1: n_groups // n + (1 if i < n_groups % n else 0) for i in range(n)}
-        ids = [i for i, k in share.items() if k > 0]
-        parts = runners.foreach_env_runner(
-            lambda r: r.sample_groups(share[r.worker_index]), local_env_runner=False, remote_worker_ids=ids
-        )
+        parts: list[dict] = []
+        missing = n_groups
+        for _ in range(3):
+            healthy = list(runners.healthy_worker_ids())
+            if not healthy:
+                break
+            share = {
+                w: missing // len(healthy) + (1 if i < missing % len(healthy) else 0)
+                for i, w in enumerate(healthy)
+            }
+            ids = [w for w, k in share.items() if k > 0]
+            got = runners.foreach_env_runner(
+                lambda r, share=share: r.sample_groups(share[r.worker_index]),
+                local_env_runner=False,
+                remote_worker_ids=ids,
+            )
+            parts += got
+            missing = n_groups - sum(p[B.MASK].shape[0] for p in parts)
+            if missing <= 0:
+                break
+        if missing > 0:
+            raise RuntimeError(
+                f"only {n_groups - missing} of {n_groups} groups could be sampled: env runners kept failing "
+                f"(healthy now: {runners.num_healthy_remote_workers()} of {runners.num_remote_env_runners()}); "
+                "see the env runner logs"
+            )
         returns = np.concatenate([p.pop("episode_returns") for p in parts])
         steps = sum(p.pop("env_steps") for p in parts)
         out = B.collate(parts)

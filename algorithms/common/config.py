@@ -117,13 +117,16 @@ class GroupAlgorithmConfig(AlgorithmConfig):
 
     # ---- derived quantities ------------------------------------------------------------------
     def episode_limit(self) -> int:
-        """The environment's step limit (``max_episode_steps``), from its registration."""
-        limit = self.env_config.get("max_episode_steps") if isinstance(self.env_config, dict) else None
-        if limit is None and isinstance(self.env, str):
-            try:
-                limit = gym.spec(self.env).max_episode_steps
-            except gym.error.Error:
-                limit = None
+        """The environment's step limit (``max_episode_steps``), from its registration (for a
+        wrapper id such as ``pairgrpo/CrashOnce-v0``, from the wrapped ``env_config.inner``)."""
+        env_config = self.env_config if isinstance(self.env_config, dict) else {}
+        limit = env_config.get("max_episode_steps")
+        for env_id in (self.env, env_config.get("inner")):
+            if limit is None and isinstance(env_id, str):
+                try:
+                    limit = gym.spec(env_id).max_episode_steps
+                except gym.error.Error:
+                    limit = None
         return int(limit) if limit else 1000
 
     def member_length(self) -> int:

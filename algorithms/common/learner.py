@@ -16,11 +16,11 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from pairgrpo_rllib import constants as C
+from pairgrpo_rllib.advantages import step_groups
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.common.rl_module import REF_DIST_INPUTS
 from pairgrpo_rllib.diagnostics import categorical_entropy, diag_gaussian_entropy, pair_accuracy
 from pairgrpo_rllib.kl import categorical_kl, diag_gaussian_kl
-from pairgrpo_rllib.advantages import step_groups
 from pairgrpo_rllib.losses import grpo_loss, sequence_logp, suffix_logp
 
 

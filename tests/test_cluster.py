@@ -1,0 +1,173 @@
+"""A real two-node Ray cluster on loopback (``pairgrpo cluster``): a sweep submitted with `ray job submit`.
+
+The cluster is two ``ray start --block`` process groups (head + one worker, 1 CPU each) with their own
+ports, temp dir and token; the test tears down exactly those processes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pairgrpo_rllib import cluster as K
+
+BIN = Path(sys.executable).parent
+SPEC = {
+    "name": "cluster_smoke",
+    "algorithm": ["GRPO", "Soft-Pair-GRPO"],
+    "seeds": [0],
+    "stop": {"iterations": 3},
+    "checkpoint_every": 1,
+    "max_concurrent": 2,
+    "environment": {"env": "HalfCheetah-v4"},
+    "env_runners": {"num_env_runners": 0},
+    "rl_module": {"model_config": {"fcnet_hiddens": [16, 16], "normalize_obs": True}},
+    "training": {
+        "train_batch_size_per_learner": 160,
+        "num_epochs": 1,
+        "group_size": 4,
+        "group_mode": "branch",
+        "segment_length": 20,
+        "credit": "step",
+        "eval_interval": 1,
+        "eval_episodes": 1,
+        "grad_cosine_every": 0,
+    },
+}
+
+
+def _job(cluster: K.Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ray"), "job", *args, "--address", cluster.dashboard_url],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _node_ids(exp_dir: Path) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for result in exp_dir.rglob("result.json"):
+        algo = json.loads((result.parent / "params.json").read_text())["algorithm"]
+        for line in result.read_text().splitlines():
+            if line.strip():
+                out.setdefault(algo, set()).add(json.loads(line)["node_id"])
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
+    config = tmp_path / "cluster_smoke.yaml"
+    config.write_text(yaml.safe_dump(SPEC))
+    out = tmp_path / "results"
+    t0 = time.time()
+    cluster = K.up(tmp_path / "cluster", workers=1, cpus_per_node=1)
+    startup_s = time.time() - t0
+    try:
+        assert K.status(tmp_path / "cluster")["alive"] == [True, True]
+        # token authentication is on: the job server refuses a request without the token
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{cluster.dashboard_url}/api/jobs/", timeout=30)
+        assert denied.value.code in (401, 403)
+
+        res = _job(
+            cluster,
+            "submit",
+            "--submission-id",
+            "cluster-smoke",
+            "--",
+            str(BIN / "pairgrpo"),  # absolute: the entrypoint inherits the `ray start` shell, not ours
+            "sweep",
+            str(config),
+            "--output",
+            str(out),
+            timeout=600,
+        )
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        status = _job(cluster, "status", "cluster-smoke")
+        assert "SUCCEEDED" in status.stdout + status.stderr
+
+        exp = out / "cluster_smoke"
+        nodes = _node_ids(exp)
+        assert set(nodes) == {"GRPO", "Soft-Pair-GRPO"}
+        # one CPU per node and two trials at a time: the trials ran on both nodes
+        assert len(set().union(*nodes.values())) == 2, nodes
+        assert (exp / "report.md").is_file() and "| Soft-Pair-GRPO |" in (exp / "report.md").read_text()
+    finally:
+        temp_dir = cluster.temp_dir
+        K.down(tmp_path / "cluster")
+    assert not K._pids_naming(temp_dir), "processes of the cluster survived `down`"
+    print(f"cluster start-up {startup_s:.1f} s")
+
+
+def test_cluster_cli_rejects_bad_input_before_starting_anything(tmp_path):
+    res = subprocess.run(
+        [str(BIN / "pairgrpo"), "cluster", "up", "--workers", "-1", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "--workers" in res.stderr and "-1" in res.stderr
+    res = subprocess.run(
+        [str(BIN / "pairgrpo"), "cluster", "down", "--dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "no cluster state" in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_removed_worker_node_does_not_hang_the_sweep(tmp_path):
+    spec = dict(SPEC, name="node_loss", stop={"iterations": 60}, checkpoint_every=5, max_failures=2)
+    config = tmp_path / "node_loss.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "results"
+    cluster = K.up(tmp_path / "cluster", workers=1, cpus_per_node=1)
+    try:
+        res = _job(
+            cluster, "submit", "--no-wait", "--submission-id", "node-loss", "--",
+            str(BIN / "pairgrpo"), "sweep", str(config), "--output", str(out),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        exp = out / "node_loss"
+        deadline = time.time() + 300
+        while time.time() < deadline:  # wait until a trial runs on each node
+            try:
+                nodes = _node_ids(exp)
+            except (json.JSONDecodeError, FileNotFoundError, KeyError):
+                nodes = {}
+            if len(set().union(*nodes.values()) if nodes else ()) == 2:
+                break
+            time.sleep(1.0)
+        else:
+            pytest.fail("the trials never ran on both nodes")
+        K.kill_node(cluster, 1)  # the worker node: its raylet, workers and the trial on it
+        t_kill = time.time()
+        state = ""
+        while time.time() < t_kill + 400:
+            state = _job(cluster, "status", "node-loss").stdout
+            if any(s in state for s in ("SUCCEEDED", "FAILED", "STOPPED")):
+                break
+            time.sleep(2.0)
+        assert "SUCCEEDED" in state, state + _job(cluster, "logs", "node-loss").stdout[-3000:]
+        # the trial that lost its node was retried on the head and finished all 60 iterations
+        report = (exp / "report.md").read_text()
+        assert "failed and were retried" in report, report
+        for result in exp.rglob("result.json"):
+            last = json.loads(result.read_text().strip().splitlines()[-1])
+            assert last["training_iteration"] == 60
+        print(f"node loss -> job SUCCEEDED in {time.time() - t_kill:.1f} s")
+    finally:
+        K.down(tmp_path / "cluster")
