@@ -98,8 +98,13 @@ class GroupEnvRunner(SingleAgentEnvRunner):
             ]
             if self._gaussian:
                 mean, log_std = inputs.chunk(2, dim=-1)
-                noise = torch.randn(mean.shape, generator=self._torch_gen)
-                act = mean if deterministic else mean + torch.exp(log_std) * noise
+                # Deterministic (evaluation) draws no noise: evaluating must not shift the sampling
+                # stream, or the number of evaluation episodes would change the training run.
+                act = (
+                    mean
+                    if deterministic
+                    else mean + torch.exp(log_std) * torch.randn(mean.shape, generator=self._torch_gen)
+                )
             else:
                 probs = torch.softmax(inputs, dim=-1)
                 act = (

@@ -458,3 +458,20 @@ def test_short_seeded_learning_on_inverted_pendulum(local_ray, name, iterations,
         assert after >= threshold and after > 1.4 * before, (before, after)
     finally:
         algo.stop()
+
+
+def test_evaluation_does_not_shift_the_sampling_stream(local_ray):
+    # Two runners from the same seed: one evaluates in between, the other does not; their next
+    # groups must be identical (else eval_episodes would change the training run).
+    a = small_config("GRPO").build_algo()
+    b = small_config("GRPO").build_algo()
+    try:
+        ra, rb = a.env_runner_group.local_env_runner, b.env_runner_group.local_env_runner
+        ra.sample_groups(1)
+        rb.sample_groups(1)
+        ra.evaluate(1)
+        ga, gb = ra.sample_groups(1), rb.sample_groups(1)
+        assert np.array_equal(ga[B.ACTIONS], gb[B.ACTIONS])
+    finally:
+        a.stop()
+        b.stop()
