@@ -69,24 +69,26 @@ def _group_size(text: str) -> int | str:
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= 0")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``, with a one-line message naming the allowed range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer; allowed: an integer >= {low}"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= {low}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= 1")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

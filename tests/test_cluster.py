@@ -20,28 +20,12 @@ import yaml
 from pairgrpo_rllib import cluster as K
 
 BIN = Path(sys.executable).parent
-SPEC = {
-    "name": "cluster_smoke",
-    "algorithm": ["GRPO", "Soft-Pair-GRPO"],
-    "seeds": [0],
-    "stop": {"iterations": 3},
-    "checkpoint_every": 1,
-    "max_concurrent": 2,
-    "environment": {"env": "HalfCheetah-v4"},
-    "env_runners": {"num_env_runners": 0},
-    "rl_module": {"model_config": {"fcnet_hiddens": [16, 16], "normalize_obs": True}},
-    "training": {
-        "train_batch_size_per_learner": 160,
-        "num_epochs": 1,
-        "group_size": 4,
-        "group_mode": "branch",
-        "segment_length": 20,
-        "credit": "step",
-        "eval_interval": 1,
-        "eval_episodes": 1,
-        "grad_cosine_every": 0,
-    },
-}
+SPEC = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())
+SPEC.update(
+    name="cluster_smoke", algorithm=["GRPO", "Soft-Pair-GRPO"], stop={"iterations": 3}, max_concurrent=2
+)
+SPEC["rl_module"]["model_config"]["normalize_obs"] = True
+SPEC["training"]["credit"] = "step"
 
 
 def _job(cluster: K.Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

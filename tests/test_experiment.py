@@ -18,26 +18,7 @@ import yaml
 from pairgrpo_rllib import experiment as X
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = {
-    "name": "t",
-    "algorithm": ["GRPO", "Hard-Pair-GRPO"],
-    "seeds": [0],
-    "stop": {"iterations": 2},
-    "checkpoint_every": 1,
-    "environment": {"env": "HalfCheetah-v4"},
-    "env_runners": {"num_env_runners": 0},
-    "rl_module": {"model_config": {"fcnet_hiddens": [16, 16]}},
-    "training": {
-        "train_batch_size_per_learner": 160,
-        "num_epochs": 1,
-        "group_size": 4,
-        "group_mode": "branch",
-        "segment_length": 20,
-        "eval_interval": 1,
-        "eval_episodes": 1,
-        "grad_cosine_every": 0,
-    },
-}
+BASE = yaml.safe_load((REPO / "tests" / "data" / "small_experiment.yaml").read_text())
 
 
 def _write(tmp_path, spec, name="exp.yaml"):

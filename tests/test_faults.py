@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
+import yaml
 
 from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.registry import algorithm_class
@@ -80,35 +84,14 @@ def test_a_killed_env_runner_is_restarted_and_every_batch_stays_whole(ray_3cpu):
 
 @pytest.mark.slow
 def test_a_trial_that_raises_is_retried_and_the_report_marks_it(tmp_path):
-    import shutil
-    import subprocess
-
-    import yaml
-
     marker = tmp_path / "crashed"
-    spec = {
-        "name": "crash_once",
-        "algorithm": "GRPO",
-        "seeds": [0],
-        "stop": {"iterations": 4},
-        "checkpoint_every": 1,
-        "max_failures": 1,
-        "environment": {
-            "env": "pairgrpo/CrashOnce-v0",
-            "env_config": {"inner": "HalfCheetah-v4", "crash_after_steps": 60, "marker": str(marker)},
-        },
-        "env_runners": {"num_env_runners": 0},
-        "rl_module": {"model_config": {"fcnet_hiddens": [16, 16]}},
-        "training": {
-            "train_batch_size_per_learner": 160,
-            "num_epochs": 1,
-            "group_size": 4,
-            "group_mode": "branch",
-            "segment_length": 20,
-            "eval_interval": 0,
-            "grad_cosine_every": 0,
-        },
+    spec = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())
+    spec.update(name="crash_once", algorithm="GRPO", stop={"iterations": 4}, max_failures=1)
+    spec["environment"] = {
+        "env": "pairgrpo/CrashOnce-v0",
+        "env_config": {"inner": "HalfCheetah-v4", "crash_after_steps": 60, "marker": str(marker)},
     }
+    spec["training"]["eval_interval"] = 0
     cfg = tmp_path / "crash.yaml"
     cfg.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
