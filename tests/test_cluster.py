@@ -38,6 +38,26 @@ def _job(cluster: K.Cluster, *args: str, timeout: float = 120) -> subprocess.Com
     )
 
 
+def _wait(predicate, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.5)
+
+
+def _iterations(exp_dir: Path) -> list[int]:
+    """Every reported iteration in order (a resumed trial appends to its result.json)."""
+    out = []
+    for result in exp_dir.rglob("result.json"):
+        for line in result.read_text().splitlines():
+            try:
+                out.append(json.loads(line)["training_iteration"])
+            except (json.JSONDecodeError, KeyError):
+                pass
+    return out
+
+
 def _node_ids(exp_dir: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for result in exp_dir.rglob("result.json"):
@@ -50,7 +70,7 @@ def _node_ids(exp_dir: Path) -> dict[str, set[str]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
+def test_two_node_cluster_runs_submitted_sweeps_on_both_nodes_and_resumes_a_resubmitted_job(tmp_path):
     config = tmp_path / "cluster_smoke.yaml"
     config.write_text(yaml.safe_dump(SPEC))
     out = tmp_path / "results"
@@ -87,6 +107,27 @@ def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
         # one CPU per node and two trials at a time: the trials ran on both nodes
         assert len(set().union(*nodes.values())) == 2, nodes
         assert (exp / "report.md").is_file() and "| Soft-Pair-GRPO |" in (exp / "report.md").read_text()
+
+        # Tune's resume across job resubmission: stop the job (its driver dies) after a checkpoint,
+        # resubmit with --resume, and the trial goes on from that checkpoint.
+        long = dict(SPEC, name="resubmit", algorithm="GRPO", stop={"iterations": 40}, checkpoint_every=5)
+        long_cfg = tmp_path / "resubmit.yaml"
+        long_cfg.write_text(yaml.safe_dump(long))
+        cmd = [str(BIN / "pairgrpo"), "sweep", str(long_cfg), "--output", str(out), "--no-report"]
+        assert _job(cluster, "submit", "--no-wait", "--submission-id", "first", "--", *cmd).returncode == 0
+        exp = out / "resubmit"
+        _wait(lambda: max(_iterations(exp), default=0) >= 7, 300)
+        assert _job(cluster, "stop", "first").returncode == 0
+        _wait(lambda: "stopped" in _job(cluster, "status", "first").stdout.lower(), 120)
+        before = _iterations(exp)
+        assert max(before) < 40, "the job finished before it was stopped"
+        res = _job(cluster, "submit", "--submission-id", "second", "--", *cmd, "--resume", timeout=600)
+        assert res.returncode == 0, res.stdout[-3000:]
+        after = _iterations(exp)
+        resumed = after[len(before) :]
+        assert resumed and max(after) == 40
+        assert 5 < resumed[0] <= max(before) + 1, (before, resumed)  # from a checkpoint, not from scratch
+        assert max(before) - resumed[0] + 1 <= 5  # at most one checkpoint interval redone
     finally:
         temp_dir = cluster.temp_dir
         K.down(tmp_path / "cluster")
