@@ -269,7 +269,9 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
                 hi = [m + h for m, h in zip(means, halves)]
                 ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
     ax.xaxis.set_major_formatter(
-        matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k")
+        matplotlib.ticker.FuncFormatter(
+            lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else (f"{x / 1e3:g}k" if x else "0")
+        )
     )
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return (mean, 95% CI across seeds)")
