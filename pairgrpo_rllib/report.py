@@ -107,9 +107,48 @@ def load_trials(results_dir: str | Path) -> list[dict]:
                     "rows": rows,
                     "dir": folder,
                     "failures": count_failures(folder),
+                    "spec": cfg.get("spec") or {},
                 }
             )
     return trials
+
+
+def group_trials(trials: list[dict]) -> dict[str, list[dict]]:
+    """Trials grouped by algorithm and search point: ``GRPO`` or ``Hard-Pair-GRPO [delta_decay=False]``.
+
+    A search point is the set of spec values that differ between trials of one algorithm, leaving
+    out other algorithms' ``per_algorithm`` sections (a grid there expands every algorithm's trials
+    in Tune; the copies it gives an algorithm it does not apply to are identical, and only the first
+    of each (group, seed) is kept).
+    """
+
+    def relevant(t: dict) -> dict:
+        flat = flatten(t["spec"])
+        return {
+            k: v
+            for k, v in flat.items()
+            if k != "name"
+            and not (k.startswith("per_algorithm/") and not k.startswith(f"per_algorithm/{t['algorithm']}/"))
+        }
+
+    by_algo: dict[str, list[dict]] = defaultdict(list)
+    for t in trials:
+        by_algo[t["algorithm"]].append(t)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for algo, ts in sorted(by_algo.items()):
+        specs = [relevant(t) for t in ts]
+        keys = sorted(
+            {k for s in specs for k in s if len({json.dumps(x.get(k), sort_keys=True) for x in specs}) > 1}
+        )
+        seen = set()
+        for t, spec in zip(ts, specs):
+            point = ", ".join(f"{k.rsplit('/', 1)[-1]}={spec.get(k)}" for k in keys)
+            label = f"{algo} [{point}]" if point else algo
+            if (label, t["seed"]) in seen:
+                continue
+            seen.add((label, t["seed"]))
+            groups[label].append(t)
+    return dict(groups)
 
 
 def count_failures(trial_dir: Path) -> int:
@@ -180,9 +219,8 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
     trials = load_trials(results_dir)
     if not trials:
         raise FileNotFoundError(f"no trial folders (params.json + result.json) below {results_dir}")
-    by_algo: dict[str, list[dict]] = defaultdict(list)
-    for t in trials:
-        by_algo[t["algorithm"]].append(t)
+    by_algo = group_trials(trials)
+    trials = [t for ts in by_algo.values() for t in ts]  # identical copies dropped
     reached = min(_last(t["rows"], STEPS) or 0 for t in trials)
     budgets = budgets or sorted({round(reached * f) for f in (0.25, 0.5, 1.0)})
     lines = [f"# Report: {Path(results_dir).resolve().name}", ""]
@@ -251,9 +289,7 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
 
     trials = load_trials(results_dir)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    by_algo: dict[str, list[dict]] = defaultdict(list)
-    for t in trials:
-        by_algo[t["algorithm"]].append(t)
+    by_algo = group_trials(trials)
     for i, (algo, ts) in enumerate(sorted(by_algo.items())):
         color = plt.cm.tab10(i)
         curves = [dict(eval_curve(t["rows"])) for t in ts]

@@ -250,3 +250,24 @@ def test_normalize_obs_is_one_key_for_both_kinds_of_algorithm():
     assert grpo.model_config["normalize_obs"] is True
     with pytest.raises(X.ExperimentError, match="credit='token'"):
         X.check(_with(training__credit="token"))
+
+
+def test_report_groups_search_points_and_drops_copies_a_grid_made_for_other_algorithms():
+    from pairgrpo_rllib.report import group_trials
+
+    def trial(algo, seed, decay):
+        spec = {"name": "x", "training": {"lr": 1e-3}}
+        spec["per_algorithm"] = {"Hard-Pair-GRPO": {"training": {"delta_decay": decay}}}
+        return {"algorithm": algo, "seed": seed, "spec": spec, "rows": []}
+
+    trials = [
+        trial(a, s, d) for d in (True, False) for s in (0, 1) for a in ("Hard-Pair-GRPO", "Soft-Pair-GRPO")
+    ]
+    groups = group_trials(trials)
+    assert sorted(groups) == [
+        "Hard-Pair-GRPO [delta_decay=False]",
+        "Hard-Pair-GRPO [delta_decay=True]",
+        "Soft-Pair-GRPO",
+    ]
+    assert [t["seed"] for t in groups["Soft-Pair-GRPO"]] == [0, 1]  # the grid's copies are gone
+    assert all(len(v) == 2 for v in groups.values())
