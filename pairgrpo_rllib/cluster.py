@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -111,9 +112,35 @@ def _ray_exe() -> str:
     return str(exe)
 
 
-def _node_ports() -> list[str]:
+WORKER_PORTS = 100  # per node: Ray's worker processes each take one
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _worker_port_range(taken: set[int]) -> tuple[int, int]:
+    """A free block of ports below the kernel's ephemeral range (32768+), where the single ports
+    come from, so the two never overlap; ``taken`` holds the blocks of this cluster's other nodes."""
+    rng = random.Random()
+    lows = list(range(20000, 32768 - WORKER_PORTS, WORKER_PORTS))
+    rng.shuffle(lows)
+    for low in lows:
+        block = range(low, low + WORKER_PORTS)
+        if not taken.intersection(block) and all(_bindable(p) for p in block):
+            taken.update(block)
+            return low, low + WORKER_PORTS - 1
+    raise ClusterError("no free block of worker ports between 20000 and 32767; free some ports and retry")
+
+
+def _node_ports(taken: set[int]) -> list[str]:
     node_manager, object_manager, agent_listen, agent_grpc, metrics, runtime_env = _free_ports(6)
-    low = _free_ports(1)[0]
+    low, high = _worker_port_range(taken)
     return [
         f"--node-manager-port={node_manager}",
         f"--object-manager-port={object_manager}",
@@ -121,9 +148,8 @@ def _node_ports() -> list[str]:
         f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--metrics-export-port={metrics}",
         f"--runtime-env-agent-port={runtime_env}",
-        # worker ports: a small private range above a free port (Ray needs at least a few)
         f"--min-worker-port={low}",
-        f"--max-worker-port={min(low + 200, 65535)}",
+        f"--max-worker-port={high}",
     ]
 
 
@@ -205,11 +231,12 @@ def up(
     env = cluster.env()
     env.pop("RAY_ADDRESS")  # `ray start` must not try to join a cluster named in the environment
     ray = _ray_exe()
+    taken: set[int] = set()
     head = [
         ray, "start", "--head", "--block", "--disable-usage-stats",
         "--node-ip-address=127.0.0.1", f"--port={gcs_port}", f"--temp-dir={temp_dir}",
         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-        f"--ray-client-server-port={client_port}", f"--num-cpus={cpus_per_node}", *_node_ports(),
+        f"--ray-client-server-port={client_port}", f"--num-cpus={cpus_per_node}", *_node_ports(taken),
     ]  # fmt: skip
     cluster.node_pgids.append(_spawn(head, env, state / "head.log"))
     cluster.save()
@@ -218,7 +245,7 @@ def up(
         for i in range(workers):
             worker = [
                 ray, "start", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-                f"--address={cluster.address}", f"--num-cpus={cpus_per_node}", *_node_ports(),
+                f"--address={cluster.address}", f"--num-cpus={cpus_per_node}", *_node_ports(taken),
             ]  # fmt: skip
             cluster.node_pgids.append(_spawn(worker, env, state / f"worker{i + 1}.log"))
             cluster.save()
