@@ -66,6 +66,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pairgrpo-cluster-bench-"))
     spec = yaml.safe_load((REPO / "tune_configs" / "smoke.yaml").read_text())
     spec.update(name="cluster_bench", algorithm="GRPO", stop={"iterations": 40}, checkpoint_every=5)
+    spec.pop("per_algorithm", None)  # PPO-only overrides
     spec["training"]["eval_interval"] = 0
     config = work / "bench.yaml"
     config.write_text(yaml.safe_dump(spec))
