@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from pairgrpo_rllib import cluster as K
+from pairgrpo_rllib.report import reported_iterations
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -48,17 +49,6 @@ def wait_for(predicate, timeout: float, poll: float = 0.2):
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
-def iterations(exp: Path) -> list[int]:
-    out = []
-    for result in exp.rglob("result.json"):
-        for line in result.read_text().splitlines():
-            try:
-                out.append(json.loads(line)["training_iteration"])
-            except (json.JSONDecodeError, KeyError):
-                pass
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
@@ -83,24 +73,24 @@ def main() -> None:
         job(cluster, "submit", "--no-wait", "--submission-id", "bench-1", "--", *cmd)
         wait_for(lambda: "running" in job(cluster, "status", "bench-1"), 120)
         figures["job_submit_to_running_s"] = time.time() - t0
-        wait_for(lambda: iterations(exp), 300)
+        wait_for(lambda: reported_iterations(exp), 300)
         figures["job_submit_to_first_iteration_s"] = time.time() - t0
         # a checkpoint after iteration 5, then kill the driver mid-interval
-        wait_for(lambda: max(iterations(exp), default=0) >= 7, 300)
+        wait_for(lambda: max(reported_iterations(exp), default=0) >= 7, 300)
         job(cluster, "stop", "bench-1")
         wait_for(lambda: "stopped" in job(cluster, "status", "bench-1"), 120)
-        reached = max(iterations(exp))
-        before = len(iterations(exp))
+        reached = max(reported_iterations(exp))
+        before = len(reported_iterations(exp))
         t0 = time.time()
         job(cluster, "submit", "--no-wait", "--submission-id", "bench-2", "--", *cmd, "--resume")
-        wait_for(lambda: len(iterations(exp)) > before, 300)
+        wait_for(lambda: len(reported_iterations(exp)) > before, 300)
         figures["resubmit_to_first_iteration_s"] = time.time() - t0
-        resumed_at = iterations(exp)[before]
+        resumed_at = reported_iterations(exp)[before]
         figures["iteration_reached_before_stop"] = reached
         figures["first_iteration_after_resume"] = resumed_at
         figures["iterations_redone"] = reached - resumed_at + 1
         wait_for(lambda: "succeeded" in job(cluster, "status", "bench-2"), 600, poll=1.0)
-        figures["final_iteration"] = max(iterations(exp))
+        figures["final_iteration"] = max(reported_iterations(exp))
     finally:
         K.down(work / "cluster")
     figures["checkpoint_every"] = spec["checkpoint_every"]

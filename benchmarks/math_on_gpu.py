@@ -46,14 +46,19 @@ def cases(x: dict) -> dict:
     g = x["g"]
     out = {}
     adv_seq = A.group_advantages(x["scores"]).reshape(-1)
-    loss, _ = L.grpo_loss(logp, x["old_logp"], x["ref_logp"], adv_seq, x["mask"], beta=0.04, kl_estimator="k3")
+    loss, _ = L.grpo_loss(
+        logp, x["old_logp"], x["ref_logp"], adv_seq, x["mask"], beta=0.04, kl_estimator="k3"
+    )
     out["grpo_loss (k3, seq_mean_token_mean)"] = (loss, logp)
     logp2 = x["logp"].clone().requires_grad_(True)
     loss, _ = L.pg_grpo_loss(logp2, x["old_logp"], x["ref_logp"], adv_seq, x["mask"], beta_pg=0.1, w1=0.04)
     out["pg_grpo_loss"] = (loss, logp2)
     rtg = A.reward_to_go(x["rewards"], torch.ones_like(x["rewards"], dtype=torch.bool), 0.99)
     out["reward_to_go"] = (rtg, None)
-    out["step group advantages"] = (A.from_step_groups(A.group_advantages(A.step_groups(rtg)), rtg.shape[0]), None)
+    out["step group advantages"] = (
+        A.from_step_groups(A.group_advantages(A.step_groups(rtg)), rtg.shape[0]),
+        None,
+    )
     labels = P.preference_matrix(x["scores"], "deterministic")
     adv, _ = P.pairwise_advantages(labels, "all")
     out["pairwise_advantages (all)"] = (adv, None)
@@ -100,7 +105,9 @@ def main() -> None:
         logp = x["logp"].clone().requires_grad_(True)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss, _ = L.grpo_loss(logp, x["old_logp"], x["ref_logp"], adv, x["mask"], beta=0.04, kl_estimator="k3")
+        loss, _ = L.grpo_loss(
+            logp, x["old_logp"], x["ref_logp"], adv, x["mask"], beta=0.04, kl_estimator="k3"
+        )
         loss.backward()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

@@ -151,6 +151,19 @@ def group_trials(trials: list[dict]) -> dict[str, list[dict]]:
     return dict(groups)
 
 
+def reported_iterations(exp_dir: str | Path) -> list[int]:
+    """Every ``training_iteration`` the trials below ``exp_dir`` reported, in file order (a resumed
+    trial appends to its result.json, so redone iterations appear twice); cut lines are skipped."""
+    out = []
+    for result in Path(exp_dir).rglob("result.json"):
+        for line in result.read_text().splitlines():
+            try:
+                out.append(json.loads(line)["training_iteration"])
+            except (json.JSONDecodeError, KeyError):
+                pass
+    return out
+
+
 def count_failures(trial_dir: Path) -> int:
     """How often the trial failed (Tune appends a "Failure # k" record to error.txt each time)."""
     err = Path(trial_dir) / "error.txt"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pairgrpo_rllib import cluster as K
+from pairgrpo_rllib.report import reported_iterations
 
 BIN = Path(sys.executable).parent
 SPEC = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())
@@ -44,18 +45,6 @@ def _wait(predicate, timeout: float) -> None:
         if time.time() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(0.5)
-
-
-def _iterations(exp_dir: Path) -> list[int]:
-    """Every reported iteration in order (a resumed trial appends to its result.json)."""
-    out = []
-    for result in exp_dir.rglob("result.json"):
-        for line in result.read_text().splitlines():
-            try:
-                out.append(json.loads(line)["training_iteration"])
-            except (json.JSONDecodeError, KeyError):
-                pass
-    return out
 
 
 def _node_ids(exp_dir: Path) -> dict[str, set[str]]:
@@ -116,14 +105,14 @@ def test_two_node_cluster_runs_submitted_sweeps_on_both_nodes_and_resumes_a_resu
         cmd = [str(BIN / "pairgrpo"), "sweep", str(long_cfg), "--output", str(out), "--no-report"]
         assert _job(cluster, "submit", "--no-wait", "--submission-id", "first", "--", *cmd).returncode == 0
         exp = out / "resubmit"
-        _wait(lambda: max(_iterations(exp), default=0) >= 7, 300)
+        _wait(lambda: max(reported_iterations(exp), default=0) >= 7, 300)
         assert _job(cluster, "stop", "first").returncode == 0
         _wait(lambda: "stopped" in _job(cluster, "status", "first").stdout.lower(), 120)
-        before = _iterations(exp)
+        before = reported_iterations(exp)
         assert max(before) < 40, "the job finished before it was stopped"
         res = _job(cluster, "submit", "--submission-id", "second", "--", *cmd, "--resume", timeout=600)
         assert res.returncode == 0, res.stdout[-3000:]
-        after = _iterations(exp)
+        after = reported_iterations(exp)
         resumed = after[len(before) :]
         assert resumed and max(after) == 40
         assert 5 < resumed[0] <= max(before) + 1, (before, resumed)  # from a checkpoint, not from scratch
