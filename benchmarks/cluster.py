@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from pairgrpo_rllib import cluster as K
-from pairgrpo_rllib.report import reported_iterations
+from pairgrpo_rllib.app import cluster as K
+from pairgrpo_rllib.app.report import reported_iterations
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from pairgrpo_rllib import advantages as A
-from pairgrpo_rllib import hard_pair as H
-from pairgrpo_rllib import losses as L
-from pairgrpo_rllib import preferences as P
+from pairgrpo_rllib.core import advantages as A
+from pairgrpo_rllib.core import hard_pair as H
+from pairgrpo_rllib.core import losses as L
+from pairgrpo_rllib.core import preferences as P
 
 
 def inputs(device: str, b: int = 64, t: int = 512, g: int = 8, seed: int = 0) -> dict:

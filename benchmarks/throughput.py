@@ -61,7 +61,7 @@ def raw_rates(steps: int = 20000) -> dict:
 def main() -> None:
     import ray
 
-    from pairgrpo_rllib import experiment as X
+    from pairgrpo_rllib.app import experiment as X
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -71,7 +71,7 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     spec = X.load(CONFIG, OVERRIDES)
     algos = {a: X.build_config(spec, a, seed=0).build_algo() for a in ALGOS}
-    # RLlib's sampler pays ~0.7 ms per step and env (RLLIB_NOTES): PPO with one env shows how much of
+    # RLlib's sampler pays ~0.7 ms per step and env (docs/rllib_notes.md): PPO with one env shows how much of
     # the gap is the sampler rather than the critic.
     algos["PPO (1 env)"] = (
         X.build_config(spec, "PPO", seed=0).env_runners(num_envs_per_env_runner=1).build_algo()

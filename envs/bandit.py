@@ -2,7 +2,7 @@
 
 One state (observation ``[1.0]``), two actions: 0 = answer ``a`` (reward 1, preferred) and
 1 = answer ``b`` (reward 0); every episode is one step. With a linear policy head on the constant
-observation the policy is a softmax over two logits, the tabular policy of seed 004, so that
+observation the policy is a softmax over two logits, the tabular policy of GRPO-objective, so that
 ``pairgrpo theory --backend rllib`` trains the real RLlib learners on the setting of the closed forms.
 """
 

@@ -4,7 +4,7 @@ Modes (config ``group_mode``):
 
 ``reset``
     A group is G whole episodes started with ``env.reset(seed=s)``, the same ``s`` for every member
-    (a vector env's ``reset(seed=s)`` would give member i the seed ``s + i``; RLLIB_NOTES).
+    (a vector env's ``reset(seed=s)`` would give member i the seed ``s + i``; docs/rllib_notes.md).
 ``branch``
     A *trunk* episode runs on its own env. At each branch point its MuJoCo state is snapshotted
     (``mj_getState`` with ``mjSTATE_INTEGRATION``, plus the ``TimeLimit`` step counter) and restored
@@ -26,8 +26,9 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-from pairgrpo_rllib.algorithms.common import batch as B
-from pairgrpo_rllib.algorithms.common.learner import action_logp
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.distributions import action_logp
+from pairgrpo_rllib.envs.group_batch import collate
 
 
 def _time_limit(env: gym.Env):
@@ -48,6 +49,7 @@ def snapshot(env: gym.Env) -> tuple[np.ndarray, int]:
     state = np.empty(mujoco.mj_stateSize(u.model, spec), dtype=np.float64)
     mujoco.mj_getState(u.model, u.data, state, spec)
     tl = _time_limit(env)
+    # gymnasium keeps the step counter only in this attribute (no public getter or setter).
     return state, (tl._elapsed_steps if tl is not None else 0)
 
 
@@ -61,6 +63,7 @@ def restore(env: gym.Env, snap: tuple[np.ndarray, int]) -> np.ndarray:
     tl = _time_limit(env)
     if tl is not None:
         tl._elapsed_steps = snap[1]
+    # MuJoCo envs build observations from data in _get_obs; there is no public path after a set_state.
     return np.asarray(u._get_obs(), dtype=np.float32)
 
 
@@ -153,13 +156,13 @@ class GroupEnvRunner(SingleAgentEnvRunner):
         rewards = stack(rew_buf) * mask
         return (
             {
-                B.OBS: stack(obs_buf),
-                B.ACTIONS: stack(act_buf),
-                B.ACTION_LOGP: stack(logp_buf) * mask,
-                B.OLD_DIST_INPUTS: stack(inp_buf),
-                B.MASK: mask,
-                B.REWARDS: rewards,
-                B.SCORES: rewards.sum(axis=1),
+                names.OBS: stack(obs_buf),
+                names.ACTIONS: stack(act_buf),
+                names.ACTION_LOGP: stack(logp_buf) * mask,
+                names.OLD_DIST_INPUTS: stack(inp_buf),
+                names.MASK: mask,
+                names.REWARDS: rewards,
+                names.SCORES: rewards.sum(axis=1),
             },
             last_obs,
             alive,
@@ -180,14 +183,14 @@ class GroupEnvRunner(SingleAgentEnvRunner):
                 seed = int(self._rng.integers(2**31 - 1))
                 starts = [np.asarray(e.reset(seed=seed)[0], dtype=np.float32) for e in self._members]
                 group, _, _ = self._run_members(starts, horizon)
-                episode_returns += group[B.SCORES].tolist()
+                episode_returns += group[names.SCORES].tolist()
             else:
                 group = self._branch_group(horizon, episode_returns)
-            env_steps += int(group[B.MASK].sum())
+            env_steps += int(group[names.MASK].sum())
             groups.append({k: v[None] for k, v in group.items()})
-        out = B.collate(groups)
-        out["episode_returns"] = np.asarray(episode_returns, dtype=np.float64)
-        out["env_steps"] = env_steps
+        out = collate(groups)
+        out[names.EPISODE_RETURNS] = np.asarray(episode_returns, dtype=np.float64)
+        out[names.ENV_STEPS] = env_steps
         return out
 
     def _branch_group(self, horizon: int, episode_returns: list) -> dict:
@@ -200,7 +203,7 @@ class GroupEnvRunner(SingleAgentEnvRunner):
         starts = [restore(e, snap) for e in self._members]
         group, last_obs, alive = self._run_members(starts, horizon)
         # Continue the trunk from member 0 (chosen before any outcome): an ordinary on-policy episode.
-        self._trunk_return += float(group[B.SCORES][0])
+        self._trunk_return += float(group[names.SCORES][0])
         done = not alive[0]  # member 0's episode ended (terminated or hit the time limit)
         if done:
             episode_returns.append(self._trunk_return)

@@ -1,11 +1,11 @@
 """pairgrpo-rllib: the Pair-GRPO family (Soft-Pair, Hard-Pair), PG-GRPO and GRPO on Ray RLlib.
 
-Layers, imports pointing only downward:
+Three layers, imports pointing only downward:
 
-* math (``advantages``, ``preferences``, ``losses``, ``kl``, ``hard_pair``, ``diagnostics``,
-  ``theory``): torch and the standard library only; every formula of the spec lives here once.
-* glue (``pairgrpo_rllib.algorithms``, ``pairgrpo_rllib.envs``): RLlib learners, env runners.
-* entry points (``pairgrpo_rllib.cli``).
+* ``pairgrpo_rllib.core``: the math (torch and the standard library only); every formula once.
+* ``pairgrpo_rllib.algorithms``, ``pairgrpo_rllib.envs``: the glue (RLlib learners and algorithms,
+  env runners); ``envs`` never imports ``algorithms``.
+* ``pairgrpo_rllib.app``: entry points (CLI, experiment YAML, Tune runner, report, cluster).
 
 Importing the package imports nothing heavy; each layer imports what it needs.
 """

@@ -2,6 +2,6 @@
 
 import sys
 
-from pairgrpo_rllib.cli import main
+from pairgrpo_rllib.app.cli import main
 
 sys.exit(main())

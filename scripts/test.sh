@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of the README: set up .venv if needed, then run the whole suite with `pytest`
-# (not `python -m pytest`: that puts the repo root on sys.path, see STYLE.md).
+# (not `python -m pytest`: that puts the repo root on sys.path, see the README, "Layout").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -1,4 +1,4 @@
-"""Shared test setup. Lives inside tests/ (never at the repo root): see STYLE.md guardrail 3."""
+"""Shared test setup. Lives inside tests/ (never at the repo root: a root conftest puts the repo root on sys.path and makes two copies of every class; README, "Layout")."""
 
 import os
 import sys

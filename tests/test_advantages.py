@@ -1,12 +1,11 @@
-"""GRPO group advantages (ALGORITHMS.md "Advantages"): hand cases, invariances, slow reference loops."""
+"""GRPO group advantages (docs/algorithms.md "Advantages"): hand cases, invariances, slow reference loops."""
 
 import math
 
 import pytest
 import torch
 
-from pairgrpo_rllib._validation import check_choice, check_positive, check_range
-from pairgrpo_rllib.advantages import (
+from pairgrpo_rllib.core.advantages import (
     expected_advantage_limit,
     from_step_groups,
     group_advantages,
@@ -14,6 +13,7 @@ from pairgrpo_rllib.advantages import (
     reward_to_go,
     step_groups,
 )
+from pairgrpo_rllib.core.checks import check_choice, check_positive, check_range
 
 F64 = torch.float64
 

@@ -9,12 +9,22 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 
-from pairgrpo_rllib.advantages import group_advantages, reward_to_go
-from pairgrpo_rllib.algorithms.common import batch as B
-from pairgrpo_rllib.algorithms.common.learner import action_logp, analytic_kl
 from pairgrpo_rllib.algorithms.registry import ALGORITHMS, algorithm_class
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.advantages import group_advantages, reward_to_go
+from pairgrpo_rllib.core.contract import GroupTensors
+from pairgrpo_rllib.core.distributions import action_logp, analytic_kl
+from pairgrpo_rllib.core.hard_pair import (
+    delta_schedule,
+    group_shares,
+    hard_pair_loss,
+    hard_pair_targets,
+    unit_logp,
+)
+from pairgrpo_rllib.core.kl import kl_penalty
+from pairgrpo_rllib.core.losses import grpo_loss, pg_grpo_loss
+from pairgrpo_rllib.core.preferences import pairwise_advantages, rows_to_pairs, select_pairs
 from pairgrpo_rllib.envs.group_runner import GroupEnvRunner, make_env, restore, snapshot
-from pairgrpo_rllib.losses import grpo_loss, pg_grpo_loss
 
 FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
 
@@ -27,7 +37,14 @@ def local_ray():
 
 
 def small_config(name: str, mode: str = "branch", **training):
-    opts = dict(group_size=4, group_mode=mode, num_epochs=2, eval_interval=0, grad_cosine_every=0)
+    opts = dict(
+        group_size=4,
+        group_mode=mode,
+        num_epochs=2,
+        eval_interval=0,
+        grad_cosine_every=0,
+        kl_estimator="analytic",
+    )
     if mode == "branch":
         opts.update(segment_length=20, train_batch_size_per_learner=160)
     else:
@@ -137,7 +154,7 @@ def test_group_members_share_the_start_state_bit_exactly(local_ray, mode):
     algo = small_config("GRPO", mode=mode).build_algo()
     try:
         batch = algo.env_runner_group.local_env_runner.sample_groups(2)
-        obs = batch[B.OBS]  # (N, G, T, obs)
+        obs = batch[names.OBS]  # (N, G, T, obs)
         n, g = obs.shape[:2]
         assert (n, g) == (2, 4)
         for i in range(n):
@@ -145,15 +162,15 @@ def test_group_members_share_the_start_state_bit_exactly(local_ray, mode):
                 assert np.array_equal(obs[i, 0, 0], obs[i, j, 0])
             assert not np.array_equal(obs[i, 0, 1:3], obs[i, 1, 1:3])  # then they diverge
         t = 20 if mode == "branch" else 1000
-        assert batch[B.MASK].shape == (2, 4, t) and batch[B.MASK].all()
+        assert batch[names.MASK].shape == (2, 4, t) and batch[names.MASK].all()
         assert batch["env_steps"] == 2 * 4 * t
-        assert np.allclose(batch[B.SCORES], batch[B.REWARDS].sum(-1))
+        assert np.allclose(batch[names.SCORES], batch[names.REWARDS].sum(-1))
         if mode == "branch":
             # the trunk continues from member 0: the next group starts where member 0 ended
             nxt = algo.env_runner_group.local_env_runner.sample_groups(1)
             runner = algo.env_runner_group.local_env_runner
             assert runner._trunk_obs is not None
-            assert nxt[B.OBS].shape[:2] == (1, 4)
+            assert nxt[names.OBS].shape[:2] == (1, 4)
     finally:
         algo.stop()
 
@@ -161,53 +178,127 @@ def test_group_members_share_the_start_state_bit_exactly(local_ray, mode):
 # ---- learner contracts -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["GRPO", "PG-GRPO"])
-def test_learner_loss_equals_the_pure_function(local_ray, name):
-    algo = small_config(name, kl_estimator="k3").build_algo()
+LOSS_CASES = [
+    ("GRPO", {}),
+    ("GRPO", {"kl_anchor": "old", "clip_high": 0.28}),
+    ("Soft-Pair-GRPO", {}),
+    ("PG-GRPO", {"clip_low": 0.1, "clip_high": 0.3}),
+    ("Hard-Pair-GRPO", {}),
+    # the optional penalty to pi_ref: always pi_ref (not the anchor), by the configured estimator
+    ("Hard-Pair-GRPO", {"kl_coeff": 0.1, "kl_anchor": "old"}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), LOSS_CASES)
+def test_learner_loss_equals_the_pure_function(local_ray, name, options):
+    """Through the learner contract (GroupTensors), each algorithm's loss is its pure function of
+    tensors recomputed here from the raw batch (sampled estimator k3, so no analytic shortcut)."""
+    algo = small_config(name, kl_estimator="k3", **options).build_algo()
     try:
+        cfg = algo.config
+        algo.train()  # so that pi_theta = pi_old no longer equals pi_ref
         batch = algo._sample()
-        batch.pop("episode_returns")
-        batch.pop("env_steps")
-        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
-        algo.prepare_batch(batch, scores, algo.preference_labels(scores))
-        batch.pop(B.REWARDS)
+        batch.pop(names.EPISODE_RETURNS)
+        batch.pop(names.ENV_STEPS)
+        scores = torch.as_tensor(batch[names.SCORES], dtype=torch.float64)
+        labels = algo.preference_labels(scores)
+        algo.prepare_batch(batch, scores, labels)
+        batch.pop(names.REWARDS)
         learner = _learner(algo)
         tb = {k: torch.as_tensor(v) for k, v in batch.items()}
         module = learner.module[DEFAULT_MODULE_ID]
         fwd = module.forward_train(tb)
-        got = learner.compute_loss_for_module(
-            module_id=DEFAULT_MODULE_ID, config=algo.config, batch=tb, fwd_out=fwd
-        )
+        t = learner.group_tensors(DEFAULT_MODULE_ID, tb, fwd)
+        assert isinstance(t, GroupTensors) and t.logp.shape == (t.n_groups * t.group_size, t.max_len)
+        got = learner.compute_loss_for_module(module_id=DEFAULT_MODULE_ID, config=cfg, batch=tb, fwd_out=fwd)
 
-        n, g, t = tb[B.MASK].shape
-        inputs = fwd[Columns.ACTION_DIST_INPUTS].reshape(n * g, t, -1)
-        ref_inputs = module.ref_actor(tb[B.OBS]).reshape(n * g, t, -1)
-        actions = tb[Columns.ACTIONS].reshape(n * g, t, -1)
+        n, g, steps = tb[names.MASK].shape
+        inputs = fwd[Columns.ACTION_DIST_INPUTS].reshape(n * g, steps, -1)
+        ref_inputs = module.ref_actor(tb[names.OBS]).reshape(n * g, steps, -1)
+        old_inputs = tb[names.OLD_DIST_INPUTS].reshape(n * g, steps, -1)
+        actions = tb[Columns.ACTIONS].reshape(n * g, steps, -1)
         logp = action_logp(inputs, actions, True)
         ref_logp = action_logp(ref_inputs, actions, True)
-        old = tb[B.ACTION_LOGP].reshape(n * g, t)
-        mask = tb[B.MASK].reshape(n * g, t).bool()
-        norm = "mean" if name == "PG-GRPO" else "mean_std"
-        adv = group_advantages(scores, norm).to(torch.float32).reshape(-1)
-        assert torch.allclose(tb[B.ADVANTAGES].reshape(-1), adv)
-        if name == "GRPO":
-            want, _ = grpo_loss(
-                logp, old, ref_logp, adv, mask, beta=0.04, kl_estimator="k3", log_ratio_clamp=20.0
+        old = tb[names.ACTION_LOGP].reshape(n * g, steps)
+        mask = tb[names.MASK].reshape(n * g, steps).bool()
+        anchor = ref_logp if cfg.kl_anchor == "ref" else old
+        common = dict(log_ratio_clamp=20.0, loss_agg="seq_mean_token_mean", max_len=steps)
+        if name == "Hard-Pair-GRPO":
+            shares = group_shares(unit_logp(logp, mask, n, g, "sequence", True))
+            pairs = select_pairs(labels, "best_worst")  # deterministic labels: no random tie-break here
+            old_shares = group_shares(unit_logp(old.double(), mask, n, g, "sequence", True))
+            target, _ = hard_pair_targets(old_shares, pairs, delta_schedule(algo.iteration))
+            stored = rows_to_pairs(tb[names.HARD_PAIRS].flatten(0, 1))
+            assert torch.equal(stored, pairs)
+            tr = analytic_kl(inputs, old_inputs, True)
+            real = lambda x: torch.where(mask, x, torch.zeros_like(x))  # noqa: E731
+            ref_kl = (
+                kl_penalty(real(logp), real(ref_logp), "k3", log_ratio_clamp=20.0) * mask
+            ).sum() / mask.sum()
+            want, _ = hard_pair_loss(
+                shares,
+                target.float(),
+                pairs[:, 0],
+                trust_region_kl=(tr * mask).sum() / mask.sum(),
+                alpha=0.5,
+                beta_tr=0.01,
+                ref_kl=ref_kl,
+                kl_coeff=options.get("kl_coeff", 0.0),
             )
         else:
-            want, _ = pg_grpo_loss(logp, old, ref_logp, adv, mask, beta_pg=0.1, w1=0.04, log_ratio_clamp=20.0)
+            if name == "Soft-Pair-GRPO":
+                adv = pairwise_advantages(labels, "all")[0].to(torch.float32).reshape(-1)
+            else:
+                adv = group_advantages(scores, cfg.advantage_norm).to(torch.float32).reshape(-1)
+            assert torch.allclose(tb[names.ADVANTAGES].reshape(-1), adv)
+            if name == "PG-GRPO":
+                want, _ = pg_grpo_loss(
+                    logp, old, anchor, adv, mask, beta_pg=0.1, w1=0.04, clip_low=0.1, clip_high=0.3, **common
+                )
+            else:
+                want, _ = grpo_loss(
+                    logp,
+                    old,
+                    anchor,
+                    adv,
+                    mask,
+                    beta=0.04,
+                    kl_estimator="k3",
+                    clip_high=options.get("clip_high", 0.2),
+                    **common,
+                )
         assert torch.allclose(got, want, atol=1e-6), (float(got), float(want))
+        assert not torch.allclose(ref_logp[mask], old[mask], atol=1e-3)  # the anchors differ
         # old log-probs recorded by the runner are those of the current weights (first epoch: ratio 1)
         assert torch.allclose(logp[mask], old[mask], atol=1e-4)
     finally:
         algo.stop()
 
 
+def test_group_tensors_reject_inconsistent_shapes():
+    b, steps = 6, 5
+    x = torch.zeros(b, steps)
+    ok = dict(n_groups=3, group_size=2, logp=x, old_logp=x, ref_logp=x, mask=x > -1, adv=torch.zeros(b))
+    GroupTensors(**ok)
+    for bad, field in (
+        ({"group_size": 3}, "logp"),
+        ({"old_logp": torch.zeros(b, steps + 1)}, "old_logp"),
+        ({"adv": torch.zeros(b + 1)}, "adv"),
+        ({"hard_pairs": torch.zeros(1, 3, dtype=torch.long)}, "hard_pairs"),
+        (
+            {"hard_pairs": torch.zeros(1, 3, dtype=torch.long), "target_logp": torch.zeros(1, 3)},
+            "target_logp",
+        ),
+    ):
+        with pytest.raises(ValueError, match=field):
+            GroupTensors(**{**ok, **bad})
+
+
 def _learner_batch(algo):
     batch = algo._sample()
-    batch.pop("episode_returns")
-    batch.pop("env_steps")
-    rewards, mask = batch[B.REWARDS].copy(), batch[B.MASK].copy()
+    batch.pop(names.EPISODE_RETURNS)
+    batch.pop(names.ENV_STEPS)
+    rewards, mask = batch[names.REWARDS].copy(), batch[names.MASK].copy()
     return algo.learner_batch(batch, with_grpo_advantages=True), rewards, mask
 
 
@@ -216,16 +307,16 @@ def test_step_credit_compares_reward_to_go_at_each_time_index(local_ray, gamma):
     algo = small_config("GRPO", credit="step", credit_gamma=gamma).build_algo()
     try:
         batch, rewards, mask = _learner_batch(algo)
-        adv = batch[B.ADVANTAGES]
+        adv = batch[names.ADVANTAGES]
         n, g, t = mask.shape
-        assert adv.shape == (n, g, t) and B.REWARDS not in batch
+        assert adv.shape == (n, g, t) and names.REWARDS not in batch
         rtg = reward_to_go(torch.as_tensor(rewards), torch.as_tensor(mask) > 0, gamma)
         for i in range(n):
             for step in (0, 7, t - 1):
                 want = group_advantages(rtg[i, :, step][None]).reshape(-1).float()
                 assert torch.allclose(torch.as_tensor(adv[i, :, step]), want, atol=1e-5)
         # GRPO's own advantages for the grad cosine are the same numbers
-        assert np.allclose(batch[B.GRPO_ADVANTAGES], adv)
+        assert np.allclose(batch[names.GRPO_ADVANTAGES], adv)
     finally:
         algo.stop()
 
@@ -240,11 +331,11 @@ def test_step_credit_soft_pair_sees_only_labels_and_hard_pair_fits_every_time_in
         for step in (0, t // 2):
             r = rtg[0, :, step]
             wins = (torch.sign(r[:, None] - r[None, :])).sum(-1) / (g - 1)
-            assert torch.allclose(torch.as_tensor(batch[B.ADVANTAGES][0, :, step]), wins.float())
+            assert torch.allclose(torch.as_tensor(batch[names.ADVANTAGES][0, :, step]), wins.float())
         hb, _, _ = _learner_batch(hard)
-        assert hb[B.HARD_PAIRS].shape == (n, t, g * (g - 1) // 2, 3)
-        assert hb[B.TARGET_LOGP].shape == (n, t, g * (g - 1) // 2, g)
-        assert (hb[B.HARD_PAIRS][..., 0].sum(-1) == 1).all()  # best_worst: one pair per unit
+        assert hb[names.HARD_PAIRS].shape == (n, t, g * (g - 1) // 2, 3)
+        assert hb[names.TARGET_LOGP].shape == (n, t, g * (g - 1) // 2, g)
+        assert (hb[names.HARD_PAIRS][..., 0].sum(-1) == 1).all()  # best_worst: one pair per unit
         result = hard.train()
         assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["fit_kl"])
     finally:
@@ -288,9 +379,9 @@ def test_normalize_obs_statistics_follow_the_batches_and_reach_the_runner(local_
         batch, _, _ = _learner_batch(algo)
         tb = {k: torch.as_tensor(v) for k, v in batch.items()}
         fwd = module.forward_train(tb)
-        n, g, t = tb[B.MASK].shape
+        n, g, t = tb[names.MASK].shape
         logp = action_logp(fwd[Columns.ACTION_DIST_INPUTS], tb[Columns.ACTIONS], True)
-        assert torch.allclose(logp, tb[B.ACTION_LOGP], atol=1e-4)
+        assert torch.allclose(logp, tb[names.ACTION_LOGP], atol=1e-4)
     finally:
         algo.stop()
 
@@ -368,15 +459,15 @@ def test_kl_in_reward_moves_the_penalty_into_the_scores(local_ray):
     try:
         algo.train()  # move the policy away from the reference
         batch = algo._sample()
-        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        scores = torch.as_tensor(batch[names.SCORES], dtype=torch.float64)
         penalized = algo._kl_penalized(batch, scores)
         ref = [
             r.get() if hasattr(r, "get") else r
             for r in algo.learner_group.foreach_learner(lambda lrn: lrn.ref_action_logp(batch))
         ][0]
-        k1 = ((batch[B.ACTION_LOGP] - ref) * batch[B.MASK]).sum(-1)
-        assert np.allclose(penalized.numpy(), batch[B.SCORES] - 0.5 * k1, atol=1e-4)
-        assert not np.allclose(penalized.numpy(), batch[B.SCORES])
+        k1 = ((batch[names.ACTION_LOGP] - ref) * batch[names.MASK]).sum(-1)
+        assert np.allclose(penalized.numpy(), batch[names.SCORES] - 0.5 * k1, atol=1e-4)
+        assert not np.allclose(penalized.numpy(), batch[names.SCORES])
         # the loss then carries no KL term (beta = 0 in grpo_loss)
         res = algo.train()
         assert np.isfinite(res["learners"][DEFAULT_MODULE_ID]["loss"])
@@ -475,7 +566,7 @@ def test_evaluation_does_not_shift_the_sampling_stream(local_ray):
         rb.sample_groups(1)
         ra.evaluate(1)
         ga, gb = ra.sample_groups(1), rb.sample_groups(1)
-        assert np.array_equal(ga[B.ACTIONS], gb[B.ACTIONS])
+        assert np.array_equal(ga[names.ACTIONS], gb[names.ACTIONS])
     finally:
         a.stop()
         b.stop()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pairgrpo_rllib import cluster as K
-from pairgrpo_rllib.report import reported_iterations
+from pairgrpo_rllib.app import cluster as K
+from pairgrpo_rllib.app.report import reported_iterations
 
 BIN = Path(sys.executable).parent
 SPEC = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())

@@ -1,4 +1,4 @@
-"""Diagnostics every algorithm reports (ALGORITHMS.md "Diagnostics")."""
+"""Diagnostics every algorithm reports (docs/algorithms.md "Diagnostics")."""
 
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, Normal
 
-from pairgrpo_rllib.advantages import group_advantages
-from pairgrpo_rllib.diagnostics import (
+from pairgrpo_rllib.core.advantages import group_advantages
+from pairgrpo_rllib.core.diagnostics import (
     RunningMoments,
     categorical_entropy,
     diag_gaussian_entropy,
@@ -16,8 +16,8 @@ from pairgrpo_rllib.diagnostics import (
     grad_norm,
     pair_accuracy,
 )
-from pairgrpo_rllib.losses import grpo_loss
-from pairgrpo_rllib.preferences import pairwise_advantages, preference_matrix
+from pairgrpo_rllib.core.losses import grpo_loss
+from pairgrpo_rllib.core.preferences import pairwise_advantages, preference_matrix
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pairgrpo_rllib import experiment as X
+from pairgrpo_rllib.app import experiment as X
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((REPO / "tests" / "data" / "small_experiment.yaml").read_text())
@@ -99,6 +99,86 @@ def test_cli_bad_config_is_one_line_exit_2_before_ray(tmp_path):
     assert res.returncode == 2 and "does not exist" in res.stderr
     res = _cli("sweep", str(_write(tmp_path, yaml.safe_dump(BASE))), "--set", "training.lr", timeout=60)
     assert res.returncode == 2 and "key=value" in res.stderr
+
+
+# ---- inheritance: configs that cannot drift ---------------------------------------------------
+
+
+def _config_dicts(spec: dict) -> dict:
+    """Every algorithm's built AlgorithmConfig as a comparable dict (callables by type name)."""
+    out = {}
+    for algo in X.algorithms_of(spec):
+        d = X.build_config(spec, algo, seed=0, resolve_search=True).to_dict()
+        out[algo] = {k: (type(v).__name__ if callable(v) else repr(v)) for k, v in d.items()}
+    return out
+
+
+def test_base_merges_mappings_and_replaces_other_values(tmp_path):
+    base = _write(tmp_path, yaml.safe_dump(BASE), "base.yaml")
+    derived = _write(
+        tmp_path,
+        "base: base.yaml\nseeds: [3, 4]\ntraining: {lr: 0.001, group_size: 2}\n",
+        "derived.yaml",
+    )
+    spec = X.load(derived)
+    assert spec["name"] == "derived"  # a base's name is not inherited
+    assert spec["seeds"] == [3, 4] and "base" not in spec
+    assert spec["training"]["lr"] == 0.001 and spec["training"]["group_size"] == 2
+    assert spec["training"]["segment_length"] == BASE["training"]["segment_length"]  # kept from the base
+    assert spec["environment"] == BASE["environment"]
+    assert X.load(base)["training"] == BASE["training"]  # the base itself is unchanged
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.yaml": "base: missing.yaml\n"}, "missing.yaml"),
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "cycle"),
+        ({"a.yaml": "base: [b.yaml]\n"}, "base=['b.yaml'] is invalid"),
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "- a list\n"}, "must be a mapping"),
+    ],
+)
+def test_bad_base_is_rejected_with_the_field(tmp_path, files, message):
+    for name, text in files.items():
+        _write(tmp_path, text, name)
+    with pytest.raises(X.ExperimentError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        X.load(tmp_path / "a.yaml")
+
+
+def test_quickstart_is_the_comparison_with_one_seed_and_a_smaller_budget():
+    quick = X.load(REPO / "tune_configs" / "quickstart.yaml")
+    full = X.load(REPO / "tune_configs" / "halfcheetah_comparison.yaml")
+    differ = {k for k in set(quick) | set(full) if quick.get(k) != full.get(k)}
+    assert differ == {"name", "seeds", "stop", "checkpoint_every"}
+    assert _config_dicts(quick) == _config_dicts(full)  # every algorithm's settings, exactly
+
+
+def test_ablation_runs_its_algorithms_with_the_comparison_settings():
+    ablation = X.load(REPO / "tune_configs" / "hard_pair_ablation.yaml")
+    full = X.load(REPO / "tune_configs" / "halfcheetah_comparison.yaml")
+    mine = _config_dicts(ablation)
+    theirs = _config_dicts(full)
+    assert set(mine) == {"Hard-Pair-GRPO", "Soft-Pair-GRPO"}
+    assert mine["Soft-Pair-GRPO"] == theirs["Soft-Pair-GRPO"]
+    # Hard-Pair differs only in the two ablated options (here at their grids' first values)
+    hard = {k for k in mine["Hard-Pair-GRPO"] if mine["Hard-Pair-GRPO"][k] != theirs["Hard-Pair-GRPO"][k]}
+    assert hard <= {"delta_decay", "trust_region"}
+
+
+PPO_OWN = ("clip_param", "lambda_", "use_kl_loss", "vf_clip_param", "vf_loss_coeff", "entropy_coeff")
+
+
+def test_files_comparing_against_ppo_state_its_settings():
+    """RLlib's defaults (clip 0.3, an adaptive KL penalty, lambda 1.0) are not left implicit."""
+    for f in sorted((REPO / "tune_configs").glob("*.yaml")):
+        spec = X.load(f)
+        if "PPO" not in X.algorithms_of(spec):
+            continue
+        stated = set(spec.get("training") or {}) | set(
+            ((spec.get("per_algorithm") or {}).get("PPO") or {}).get("training") or {}
+        )
+        missing = [k for k in PPO_OWN if k not in stated]
+        assert not missing, f"{f.name} leaves PPO's {missing} at RLlib's defaults"
 
 
 def test_overrides_and_search_tags():
@@ -228,7 +308,7 @@ def test_kill_and_resume_continues_where_it_stopped(tmp_path):
 
 
 def test_report_statistics_hand_values():
-    from pairgrpo_rllib.report import _tail_mean, mean_ci, mean_curve, value_at
+    from pairgrpo_rllib.app.report import _tail_mean, mean_ci, mean_curve, value_at
 
     # [1, 2, 3]: mean 2, sample std 1, t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3) = 2.484
     assert mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5 (n=3)"
@@ -253,7 +333,7 @@ def test_normalize_obs_is_one_key_for_both_kinds_of_algorithm():
 
 
 def test_report_groups_search_points_and_drops_copies_a_grid_made_for_other_algorithms():
-    from pairgrpo_rllib.report import group_trials
+    from pairgrpo_rllib.app.report import group_trials
 
     def trial(algo, seed, decay):
         spec = {"name": "x", "training": {"lr": 1e-3}}

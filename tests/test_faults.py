@@ -14,8 +14,8 @@ import pytest
 import ray
 import yaml
 
-from pairgrpo_rllib.algorithms.common import batch as B
 from pairgrpo_rllib.algorithms.registry import algorithm_class
+from pairgrpo_rllib.core import names
 from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
 
 
@@ -77,7 +77,7 @@ def test_a_killed_env_runner_is_restarted_and_every_batch_stays_whole(ray_3cpu):
         assert new_pids[1] != pids[1] and new_pids[2] == pids[2]
         # the restarted runner samples with the current weights
         batch = algo._sample()
-        assert batch[B.MASK].shape[0] == 4 and np.isfinite(batch[B.ACTION_LOGP]).all()
+        assert batch[names.MASK].shape[0] == 4 and np.isfinite(batch[names.ACTION_LOGP]).all()
     finally:
         algo.stop()
 

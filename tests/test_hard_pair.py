@@ -1,12 +1,12 @@
-"""Hard-Pair-GRPO targets and loss (ALGORITHMS.md "Hard-Pair-GRPO" and its closed form)."""
+"""Hard-Pair-GRPO targets and loss (docs/algorithms.md "Hard-Pair-GRPO" and its closed form)."""
 
 import math
 
 import pytest
 import torch
 
-from pairgrpo_rllib import constants as C
-from pairgrpo_rllib.hard_pair import (
+from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core.hard_pair import (
     delta_schedule,
     delta_sum,
     group_shares,
@@ -14,8 +14,8 @@ from pairgrpo_rllib.hard_pair import (
     hard_pair_loss,
     hard_pair_targets,
 )
-from pairgrpo_rllib.kl import categorical_kl
-from pairgrpo_rllib.losses import sequence_logp
+from pairgrpo_rllib.core.kl import categorical_kl
+from pairgrpo_rllib.core.losses import sequence_logp
 
 F64 = torch.float64
 LOG = math.log

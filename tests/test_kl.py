@@ -1,4 +1,4 @@
-"""KL estimators and analytic KLs (ALGORITHMS.md "KL to the reference", Hard-Pair trust region)."""
+"""KL estimators and analytic KLs (docs/algorithms.md "KL to the reference", Hard-Pair trust region)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
-from pairgrpo_rllib.kl import categorical_kl, diag_gaussian_kl, kl_penalty, sampled_kl
+from pairgrpo_rllib.core.kl import categorical_kl, diag_gaussian_kl, kl_penalty, sampled_kl
 
 F64 = torch.float64
 LOG = math.log

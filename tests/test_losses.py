@@ -1,13 +1,13 @@
-"""Policy losses (ALGORITHMS.md "Clipped surrogate", "KL to the reference", PG-GRPO, DPO, ORPO)."""
+"""Policy losses (docs/algorithms.md "Clipped surrogate", "KL to the reference", PG-GRPO, DPO, ORPO)."""
 
 import math
 
 import pytest
 import torch
 
-from pairgrpo_rllib import constants as C
-from pairgrpo_rllib.advantages import group_advantages
-from pairgrpo_rllib.losses import (
+from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core.advantages import group_advantages
+from pairgrpo_rllib.core.losses import (
     aggregate,
     clipped_surrogate,
     dpo_loss,
@@ -307,7 +307,7 @@ def test_pg_grpo_with_beta_pg_one_and_mean_advantages_is_grpo():
         lp_pg = base.clone().requires_grad_(True)
         lp_grpo = base.clone().requires_grad_(True)
         loss_pg, stats_pg = pg_grpo_loss(
-            lp_pg, old, ref, adv, mask, beta_pg=1.0, w1=0.04, clip=0.2, loss_agg=agg
+            lp_pg, old, ref, adv, mask, beta_pg=1.0, w1=0.04, clip_low=0.2, clip_high=0.2, loss_agg=agg
         )
         loss_grpo, stats_grpo = grpo_loss(
             lp_grpo,
@@ -445,10 +445,10 @@ def test_validation_errors_name_the_field():
         pg_grpo_loss(x, x, x, adv, mask, beta_pg=0.0)
     with pytest.raises(ValueError, match="w1=-0.1"):
         pg_grpo_loss(x, x, x, adv, mask, w1=-0.1)
-    with pytest.raises(ValueError, match="clip=1.5"):
-        pg_grpo_loss(x, x, x, adv, mask, clip=1.5)
-    with pytest.raises(ValueError, match="clip=0.0"):
-        pg_grpo_loss(x, x, x, adv, mask, clip=0.0)
+    with pytest.raises(ValueError, match="clip_low=1.5"):
+        pg_grpo_loss(x, x, x, adv, mask, clip_low=1.5)
+    with pytest.raises(ValueError, match="clip_high=0.0"):
+        pg_grpo_loss(x, x, x, adv, mask, clip_high=0.0)
     with pytest.raises(ValueError, match="beta=0.0"):
         dpo_loss(adv, adv, adv, adv, beta=0.0)
     with pytest.raises(ValueError, match="lam=-1"):

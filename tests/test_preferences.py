@@ -1,12 +1,12 @@
-"""Preference oracles and pairwise advantages (ALGORITHMS.md "Advantages", Soft-Pair-GRPO)."""
+"""Preference oracles and pairwise advantages (docs/algorithms.md "Advantages", Soft-Pair-GRPO)."""
 
 import math
 
 import pytest
 import torch
 
-from pairgrpo_rllib.advantages import group_advantages
-from pairgrpo_rllib.preferences import (
+from pairgrpo_rllib.core.advantages import group_advantages
+from pairgrpo_rllib.core.preferences import (
     judge_preference_matrix,
     pairwise_advantages,
     preference_matrix,

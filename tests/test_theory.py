@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from pairgrpo_rllib.theory import closed_forms as cf
-from pairgrpo_rllib.theory.bandit import (
+from pairgrpo_rllib.core.theory import closed_forms as cf
+from pairgrpo_rllib.core.theory.bandit import (
     DTYPE,
     Case,
     SimulationSettings,
@@ -21,7 +21,7 @@ from pairgrpo_rllib.theory.bandit import (
     simulate_hard_pair,
     simulate_sampled,
 )
-from pairgrpo_rllib.theory.check import TheoryInputError, build_cases, run_theory
+from pairgrpo_rllib.core.theory.check import TheoryInputError, build_cases, run_theory
 
 BETAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
 PREFS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -44,7 +44,7 @@ def test_eq14_hand_values():
 
 
 def test_eq14_is_the_root_of_the_stationarity_condition():
-    # x^2 - (1 - beta) x - beta p = 0 (seed 004, G = 2)
+    # x^2 - (1 - beta) x - beta p = 0 (GRPO-objective, G = 2)
     for beta in BETAS:
         for p in PREFS:
             x = cf.grpo_g2(beta, p)

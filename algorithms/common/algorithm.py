@@ -5,7 +5,7 @@ advantages, pairs, targets, computed here on the driver so that sharding never s
 statistics) -> ``learner_group.update`` with the group batch (epochs and minibatches of whole groups)
 -> sync weights -> every N iterations: evaluation and ``grad_cosine_vs_grpo``.
 
-Run statistics (seed 000 Table 3): the gradient-norm variance over all optimizer steps so far and the
+Run statistics (the stability table of Pair-GRPO §6.1.3): the gradient-norm variance over all optimizer steps so far and the
 std of the per-iteration ``kl_ref``, kept in ``RunningMoments`` and saved with checkpoints.
 """
 
@@ -24,24 +24,18 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_TRAINED_LIFETIME,
 )
 
-from pairgrpo_rllib import constants as C
-from pairgrpo_rllib.advantages import (
+from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.advantages import (
     from_step_groups,
     group_advantages,
     kl_penalized_scores,
     reward_to_go,
     step_groups,
 )
-from pairgrpo_rllib.algorithms.common import batch as B
-from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
-from pairgrpo_rllib.diagnostics import RunningMoments
-from pairgrpo_rllib.preferences import preference_matrix, select_pairs
-
-EVALUATION_RETURN = "evaluation_return_mean"
-EVALUATION_STEPS = "evaluation_env_steps"
-GRAD_NORM_VAR = "grad_norm_var"
-KL_REF_STD = "kl_ref_std"
-DRIVER_ONLY = (B.REWARDS,)  # sampled columns the learner does not need
+from pairgrpo_rllib.core.diagnostics import RunningMoments
+from pairgrpo_rllib.core.preferences import pairs_to_rows, preference_matrix, select_pairs
+from pairgrpo_rllib.envs.group_batch import collate
 
 
 class GroupAlgorithm(Algorithm):
@@ -56,7 +50,7 @@ class GroupAlgorithm(Algorithm):
         self._grad_moments = RunningMoments()
         self._kl_moments = RunningMoments()
         self._last_eval: tuple[float, float] | None = None
-        self._label_gen = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
+        self.label_generator = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
         self._normalize_obs = bool((self.config.model_config or {}).get("normalize_obs"))
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -74,7 +68,7 @@ class GroupAlgorithm(Algorithm):
         The hook writes ``batch[ADVANTAGES]`` as ``(M, G)``; the base reshapes it for the learner.
         GRPO: group-relative advantages of the scores (``advantages.group_advantages``).
         """
-        batch[B.ADVANTAGES] = self.grpo_advantages(scores, valid).numpy().astype(np.float32)
+        batch[names.ADVANTAGES] = self.grpo_advantages(scores, valid).numpy().astype(np.float32)
 
     def grpo_advantages(self, scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """GRPO's advantages over the valid members of each group (invalid ones get 0)."""
@@ -93,7 +87,10 @@ class GroupAlgorithm(Algorithm):
         """
         cfg = self.config
         labels = preference_matrix(
-            scores, cfg.preference_oracle, temperature=cfg.preference_temperature, generator=self._label_gen
+            scores,
+            cfg.preference_oracle,
+            temperature=cfg.preference_temperature,
+            generator=self.label_generator,
         )
         if valid is not None:
             labels = labels * (valid.unsqueeze(-1) & valid.unsqueeze(-2)).to(labels.dtype)
@@ -107,8 +104,8 @@ class GroupAlgorithm(Algorithm):
         """
         if self.config.credit != "step":
             return scores, torch.ones(scores.shape, dtype=torch.bool)
-        mask = torch.as_tensor(batch[B.MASK]) > 0
-        rtg = reward_to_go(torch.as_tensor(batch[B.REWARDS]), mask, self.config.credit_gamma)
+        mask = torch.as_tensor(batch[names.MASK]) > 0
+        rtg = reward_to_go(torch.as_tensor(batch[names.REWARDS]), mask, self.config.credit_gamma)
         return step_groups(rtg), step_groups(mask)
 
     # ---- the iteration -------------------------------------------------------------------
@@ -142,7 +139,7 @@ class GroupAlgorithm(Algorithm):
                 remote_worker_ids=ids,
             )
             parts += got
-            missing = n_groups - sum(p[B.MASK].shape[0] for p in parts)
+            missing = n_groups - sum(p[names.MASK].shape[0] for p in parts)
             if missing <= 0:
                 break
         if missing > 0:
@@ -151,17 +148,17 @@ class GroupAlgorithm(Algorithm):
                 f"(healthy now: {runners.num_healthy_remote_workers()} of {runners.num_remote_env_runners()}); "
                 "see the env runner logs"
             )
-        returns = np.concatenate([p.pop("episode_returns") for p in parts])
-        steps = sum(p.pop("env_steps") for p in parts)
-        out = B.collate(parts)
-        out["episode_returns"], out["env_steps"] = returns, steps
+        returns = np.concatenate([p.pop(names.EPISODE_RETURNS) for p in parts])
+        steps = sum(p.pop(names.ENV_STEPS) for p in parts)
+        out = collate(parts)
+        out[names.EPISODE_RETURNS], out[names.ENV_STEPS] = returns, steps
         return out
 
     def training_step(self) -> None:
         cfg = self.config
         batch = self._sample()
-        episode_returns = batch.pop("episode_returns")
-        env_steps = int(batch.pop("env_steps"))
+        episode_returns = batch.pop(names.EPISODE_RETURNS)
+        env_steps = int(batch.pop(names.ENV_STEPS))
         self.metrics.log_value(
             (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), env_steps, reduce="lifetime_sum"
         )
@@ -174,10 +171,10 @@ class GroupAlgorithm(Algorithm):
         if cosine_due:
             res = self.learner_group.foreach_learner(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
             cos = [r.get() if hasattr(r, "get") else r for r in res]
-            self.metrics.log_value(C.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
-            batch.pop(B.GRPO_ADVANTAGES)
+            self.metrics.log_value(names.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
+            batch.pop(names.GRPO_ADVANTAGES)
 
-        n_groups = batch[B.MASK].shape[0]
+        n_groups = batch[names.MASK].shape[0]
         learner_results = self.learner_group.update(
             batch=MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=env_steps),
             timesteps={
@@ -206,8 +203,8 @@ class GroupAlgorithm(Algorithm):
             )
         if self._last_eval is not None:
             # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
-            self.metrics.log_value(EVALUATION_RETURN, self._last_eval[0], window=1)
-            self.metrics.log_value(EVALUATION_STEPS, self._last_eval[1], window=1)
+            self.metrics.log_value(names.EVALUATION_RETURN, self._last_eval[0], window=1)
+            self.metrics.log_value(names.EVALUATION_STEPS, self._last_eval[1], window=1)
 
     def learner_batch(self, batch: dict, with_grpo_advantages: bool = False) -> dict:
         """The sampled groups -> the learner's batch: scores, oracle labels, the algorithm's
@@ -216,31 +213,31 @@ class GroupAlgorithm(Algorithm):
         ``with_grpo_advantages`` adds GRPO's advantages of the same units (for the grad cosine).
         """
         cfg = self.config
-        scores = torch.as_tensor(batch[B.SCORES], dtype=torch.float64)
+        scores = torch.as_tensor(batch[names.SCORES], dtype=torch.float64)
         if cfg.kl_in_reward:
             scores = self._kl_penalized(batch, scores)
-            batch[B.SCORES] = scores.numpy().astype(np.float32)
+            batch[names.SCORES] = scores.numpy().astype(np.float32)
         unit_scores, valid = self.comparison_units(batch, scores)
         labels = self.preference_labels(unit_scores, valid)
         n, g = scores.shape
         # pair_accuracy compares whole members: the labels of the first unit of each group
         # (in step mode the suffixes from t = 0, i.e. the whole members).
         pairs = select_pairs(labels.reshape(n, -1, g, g)[:, 0], "all")
-        batch[B.PAIRS] = B.pairs_array(pairs, n, max(1, g * (g - 1) // 2))
+        batch[names.PAIRS] = pairs_to_rows(pairs, n, max(1, g * (g - 1) // 2)).numpy()
         self.prepare_batch(batch, unit_scores, labels, valid)
-        batch[B.ADVANTAGES] = self._per_learner_advantages(batch[B.ADVANTAGES], n)
+        batch[names.ADVANTAGES] = self._per_learner_advantages(batch[names.ADVANTAGES], n)
         if with_grpo_advantages:
-            batch[B.GRPO_ADVANTAGES] = self._per_learner_advantages(
+            batch[names.GRPO_ADVANTAGES] = self._per_learner_advantages(
                 self.grpo_advantages(unit_scores, valid).numpy().astype(np.float32), n
             )
-        for key in DRIVER_ONLY:
+        for key in names.DRIVER_ONLY:
             batch.pop(key, None)
         return batch
 
     def _update_obs_stats(self, batch: dict) -> None:
         """Observation moments of this batch's real steps, merged into every learner's normaliser
         (after the update, so sampling and learning within an iteration used the same statistics)."""
-        obs = batch[B.OBS][batch[B.MASK] > 0].astype(np.float64)
+        obs = batch[names.OBS][batch[names.MASK] > 0].astype(np.float64)
         if not len(obs):
             return
         count, mean = float(len(obs)), obs.mean(axis=0)
@@ -257,13 +254,13 @@ class GroupAlgorithm(Algorithm):
         """Option ``kl_in_reward``: ``r_i - beta * sum_t (log pi_old - log pi_ref)`` before advantages."""
         res = self.learner_group.foreach_learner(lambda lrn: lrn.ref_action_logp(batch))
         ref = [r.get() if hasattr(r, "get") else r for r in res][0]
-        n, g, t = batch[B.MASK].shape
+        n, g, t = batch[names.MASK].shape
         flat = lambda x: torch.as_tensor(x, dtype=torch.float64).reshape(n * g, t)  # noqa: E731
         penalized = kl_penalized_scores(
             scores.reshape(-1),
-            flat(batch[B.ACTION_LOGP]),
+            flat(batch[names.ACTION_LOGP]),
             flat(ref),
-            flat(batch[B.MASK]) > 0,
+            flat(batch[names.MASK]) > 0,
             self.config.kl_coeff,
         )
         return penalized.reshape(n, g)
@@ -271,18 +268,15 @@ class GroupAlgorithm(Algorithm):
     def _update_run_statistics(self, learner_results) -> None:
         for res in learner_results:
             mod = res.get(DEFAULT_MODULE_ID, {})
-            count = _peek(mod.get(B.GRAD_NORM_COUNT))
+            count = _peek(mod.get(names.GRAD_NORM_COUNT))
             if count:
-                total, sq = _peek(mod.get(B.GRAD_NORM_SUM)), _peek(mod.get(B.GRAD_NORM_SQSUM))
-                other = RunningMoments()
-                other.count, other.mean = int(count), total / count
-                other._m2 = max(0.0, sq - count * other.mean**2)
-                self._grad_moments = self._grad_moments.merge(other)
-            kl = _peek(mod.get(C.KL_REF))
+                total, sq = _peek(mod.get(names.GRAD_NORM_SUM)), _peek(mod.get(names.GRAD_NORM_SQSUM))
+                self._grad_moments.merge(RunningMoments.from_sums(count, total, sq))
+            kl = _peek(mod.get(names.KL_REF))
             if kl is not None:
                 self._kl_moments.update(kl)
-        self.metrics.log_value(GRAD_NORM_VAR, self._grad_moments.var(), window=1)
-        self.metrics.log_value(KL_REF_STD, self._kl_moments.std(), window=1)
+        self.metrics.log_value(names.GRAD_NORM_VAR, self._grad_moments.var(), window=1)
+        self.metrics.log_value(names.KL_REF_STD, self._kl_moments.std(), window=1)
 
     def evaluate_groups(self) -> list[float]:
         """Deterministic full-length episodes on the local env runner (weights just synced)."""

@@ -1,8 +1,9 @@
-"""``GroupAlgorithmConfig``: every option of the GRPO family, defined once (STYLE habit 4).
+"""``GroupAlgorithmConfig``: the RLlib config of the GRPO family, built from one field table.
 
-Each field: meaning, the paper's symbol, where the default comes from. ``validate()`` rejects bad
+Every option, its default, symbol, meaning and source is in ``pairgrpo_rllib.core.defaults``
+(``FIELDS``, and ``ALGORITHM_DEFAULTS`` for the few defaults in which one algorithm differs); this
+class only turns that table into config attributes and checks values. ``validate()`` rejects bad
 values with a message naming the field, the value and the fix, before any Ray actor starts.
-Subclasses (GRPO, Soft-Pair-GRPO, Hard-Pair-GRPO, PG-GRPO) change defaults, never meanings.
 
 Batch unit: a *group* of G members from one start state; a member is a sequence of up to H steps
 (``segment_length``; the whole episode in ``reset`` mode). An iteration samples
@@ -16,89 +17,40 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from pairgrpo_rllib import constants as C
-
-GROUP_MODES = ("reset", "branch")
-CREDITS = ("sequence", "step")
-CONFIG_KL_ESTIMATORS = ("analytic", *C.KL_ESTIMATORS)
-
-# name -> (default, meaning). One table, used for defaults, `training(...)` and the docs.
-FAMILY_FIELDS: dict[str, tuple[object, str]] = {
-    "group_size": (8, "G, members per group (GRPO's group; seed 000 uses G = 8 on MuJoCo)"),
-    "group_mode": (
-        "reset",
-        "reset: G episodes from one reset seed; branch: G H-step segments from a state snapshot",
-    ),
-    "segment_length": (None, "H, steps per member; None = the episode limit (reset mode)"),
-    "credit": (
-        "sequence",
-        "sequence: one advantage per member (spec) | step: per-step reward-to-go compared across the "
-        "group at each time index (chosen for MuJoCo; DeepSeekMath 4.1.3 process supervision)",
-    ),
-    "credit_gamma": (1.0, "discount of the reward-to-go within a member (credit='step'; 1 = none)"),
-    "advantage_norm": ("mean_std", "GRPO advantage: mean_std (seed 004 eq. 2) | mean (Dr. GRPO) | none"),
-    "clip_low": (0.2, "epsilon_low of the clipped surrogate (PPO/GRPO 0.2)"),
-    "clip_high": (0.2, "epsilon_high (0.2; DAPO raises it)"),
-    "kl_coeff": (0.04, "beta, weight of the KL penalty (0.04, DeepSeekMath/TRL)"),
-    "kl_estimator": (
-        "analytic",
-        "analytic (exact per-state KL; spec default for continuous actions) | k1 | k2 | k3 | k3_is",
-    ),
-    "kl_anchor": ("ref", "ref: frozen initial policy (GRPO) | old: previous iteration's policy (seed 000)"),
-    "kl_in_reward": (False, "subtract beta * sum_t k1 from the score instead of a loss penalty"),
-    "log_ratio_clamp": (
-        20.0,
-        "clamp of KL log-ratios before exp (RLLIB_NOTES: k3 NaN on HalfCheetah without it)",
-    ),
-    "loss_agg": (
-        "seq_mean_token_mean",
-        "seq_mean_token_mean (GRPO) | token_mean (DAPO) | seq_mean_token_sum_norm (Dr. GRPO)",
-    ),
-    "preference_oracle": (
-        "deterministic",
-        "deterministic (sign of score difference) | bradley_terry (noisy labels)",
-    ),
-    "preference_temperature": (1.0, "tau of the Bradley-Terry labeller, in score units"),
-    "pairs": ("all", "all | best_worst | disjoint (spec: pairs)"),
-    "length_norm": (True, "Hard-Pair shares and pair_accuracy use the mean step log-prob (spec, chosen)"),
-    "beta_pg": (0.1, "PG-GRPO preference-ratio temperature beta_pg (chosen: DPO's 0.1)"),
-    "delta0": (0.02, "Hard-Pair step size delta_0 (seed 000)"),
-    "delta_gamma": (0.98, "Hard-Pair decay gamma of delta_t = delta_0 gamma^t (seed 000)"),
-    "delta_decay": (True, "False keeps delta_t = delta_0 (seed 000 ablation 'fixed delta')"),
-    "eps_p": (1e-4, "smallest probability a Hard-Pair loser keeps (chosen)"),
-    "trust_region": (True, "False drops the hinge (seed 000 ablation 'no trust region')"),
-    "trust_region_alpha": (0.5, "alpha, hinge weight (seed 000)"),
-    "trust_region_beta": (0.01, "beta_tr, hinge threshold on KL(pi_theta || pi_old) (seed 000)"),
-    "grad_cosine_every": (10, "every N iterations log grad_cosine_vs_grpo (0 = never)"),
-    "eval_interval": (10, "evaluate every N iterations (0 = never): deterministic full episodes"),
-    "eval_episodes": (2, "episodes per evaluation"),
-    "sample_seed": (0, "base seed of group start states (reset seeds), offset per env runner and iteration"),
-}
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS, defaults_for
 
 
 class GroupAlgorithmConfig(AlgorithmConfig):
-    """Config of the GRPO family. Set family options with ``.training(group_size=..., ...)``."""
+    """Config of the GRPO family. Set family options with ``.training(group_size=..., ...)``.
+
+    A subclass names its algorithm (``ALGORITHM``, the registry's name) and nothing else: its
+    defaults come from ``core.defaults.ALGORITHM_DEFAULTS``.
+    """
+
+    ALGORITHM: str | None = None
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
-        for name, (default, _) in FAMILY_FIELDS.items():
-            setattr(self, name, default)
-        # RLlib settings that differ from the base defaults.
-        self.lr = 3e-4
-        self.num_epochs = 10
-        self.minibatch_size = None  # in groups; None = the whole batch
-        self.train_batch_size_per_learner = 8000
-        self.rollout_fragment_length = "auto"  # RLLIB_NOTES: the base default 200 oversamples
-        self.grad_clip = 0.5
-        self.grad_clip_by = "global_norm"
-        self.num_env_runners = 0
+        for name, value in defaults_for(self.ALGORITHM).items():
+            setattr(self, name, value)
         from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
 
         self.env_runner_cls = GroupEnvRunner  # groups from shared start states
 
+    @staticmethod
+    def experiment_section(section: str, options: dict) -> dict:
+        """An experiment YAML's builder section as this config takes it (the family: unchanged)."""
+        return options
+
+    @staticmethod
+    def extra_options(section: str) -> set[str]:
+        """Keys a builder section accepts beyond its method's signature: the family's options."""
+        return set(FAMILY_OPTIONS) if section == "training" else set()
+
     # ---- builder ---------------------------------------------------------------------------
     def training(self, **kwargs):
-        own = {k: kwargs.pop(k) for k in list(kwargs) if k in FAMILY_FIELDS}
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in FAMILY_OPTIONS}
         super().training(**kwargs)
         for k, v in own.items():
             if v is not NotProvided:
@@ -153,21 +105,21 @@ def _fail(field: str, value, fix: str):
 def validate_family(cfg: GroupAlgorithmConfig) -> None:
     """Reject bad family options; every message names the field, the value and the fix."""
     choices = {
-        "group_mode": GROUP_MODES,
-        "credit": CREDITS,
-        "advantage_norm": C.ADVANTAGE_NORMS,
-        "kl_estimator": CONFIG_KL_ESTIMATORS,
-        "kl_anchor": C.KL_ANCHORS,
-        "loss_agg": C.LOSS_AGGS,
-        "preference_oracle": ("deterministic", "bradley_terry"),
-        "pairs": C.PAIR_MODES,
+        "group_mode": names.GROUP_MODES,
+        "credit": names.CREDITS,
+        "advantage_norm": names.ADVANTAGE_NORMS,
+        "kl_estimator": names.CONFIG_KL_ESTIMATORS,
+        "kl_anchor": names.KL_ANCHORS,
+        "loss_agg": names.LOSS_AGGS,
+        "preference_oracle": names.SCORE_ORACLES,
+        "pairs": names.PAIR_MODES,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             _fail(name, getattr(cfg, name), f"use one of {', '.join(map(repr, allowed))}")
     g = cfg.group_size
     if not isinstance(g, int) or isinstance(g, bool) or g < 2:
-        _fail("group_size", g, "a group needs at least 2 members; use an integer >= 2 (seed 000: 8)")
+        _fail("group_size", g, "a group needs at least 2 members; use an integer >= 2 (default 8)")
     for name in ("kl_coeff", "preference_temperature", "trust_region_alpha", "trust_region_beta", "beta_pg"):
         v = getattr(cfg, name)
         if not isinstance(v, int | float) or v < 0 or v != v:
@@ -191,9 +143,9 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
     if cfg.log_ratio_clamp is not None and not cfg.log_ratio_clamp > 0:
         _fail("log_ratio_clamp", cfg.log_ratio_clamp, "use a positive clamp (20 is safe) or None")
     if not 0 < cfg.delta0 < 1:
-        _fail("delta0", cfg.delta0, "use 0 < delta0 < 1 (seed 000: 0.02)")
+        _fail("delta0", cfg.delta0, "use 0 < delta0 < 1 (default 0.02)")
     if not 0 < cfg.delta_gamma <= 1:
-        _fail("delta_gamma", cfg.delta_gamma, "use 0 < delta_gamma <= 1 (seed 000: 0.98)")
+        _fail("delta_gamma", cfg.delta_gamma, "use 0 < delta_gamma <= 1 (default 0.98)")
     if not 0 < cfg.eps_p < 0.5:
         _fail("eps_p", cfg.eps_p, "use 0 < eps_p < 0.5 (default 1e-4)")
     limit = cfg.episode_limit()

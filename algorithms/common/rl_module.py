@@ -4,7 +4,7 @@
   parameter (``free_log_std``, the common MuJoCo choice: CleanRL, SB3), so the action distribution
   inputs are ``concat(mean, log_std)`` as RLlib's ``TorchDiagGaussian`` expects.
 * The reference policy ``pi_ref`` is a frozen copy of the initial actor kept *inside* the module
-  (RLLIB_NOTES: a learner-held copy is not checkpointed). It is listed in
+  (a learner-held copy is not checkpointed: docs/rllib_notes.md). It is listed in
   ``get_non_inference_attributes`` so env runners never build it and weight syncs never send it,
   and its weights survive checkpoint/restore as part of the module state.
 * ``normalize_obs`` (model_config, default off): observations are standardised by running
@@ -15,6 +15,9 @@
   Clipped to +-10 (as SB3's VecNormalize and RLlib's MeanStdFilter).
 * Inputs may carry any leading dimensions: ``(B, obs)`` on env runners, ``(N, G, T, obs)`` in the
   learner's group batches; the MLP acts on the last dimension.
+* :meth:`GroupPolicyModule.policy_terms` is the module's half of the learner contract
+  (``core.contract.GroupTensors``): log-probs of the taken actions under pi_theta and pi_ref, and
+  the exact per-state KLs and entropy that an explicit distribution allows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
-REF_DIST_INPUTS = "ref_action_dist_inputs"
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.distributions import action_logp, analytic_kl, entropy
 
 
 class ObsNormalizer(torch.nn.Module):
@@ -131,19 +135,48 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
     def get_non_inference_attributes(self) -> list[str]:
         return ["ref_actor"]
 
-    def _obs(self, batch) -> torch.Tensor:
-        obs = batch[Columns.OBS]
+    @property
+    def gaussian(self) -> bool:
+        """True for Box actions (diagonal Gaussian), False for Discrete (categorical)."""
+        return self.actor.log_std is not None
+
+    def normalized_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the actor and the reference see: ``obs`` standardised if ``normalize_obs``."""
         return self.obs_norm(obs) if self.obs_norm is not None else obs
 
     def _forward(self, batch, **kwargs):
-        return {Columns.ACTION_DIST_INPUTS: self.actor(self._obs(batch))}
+        return {Columns.ACTION_DIST_INPUTS: self.actor(self.normalized_obs(batch[Columns.OBS]))}
 
     def _forward_train(self, batch, **kwargs):
-        obs = self._obs(batch)
+        obs = self.normalized_obs(batch[Columns.OBS])
         out = {Columns.ACTION_DIST_INPUTS: self.actor(obs)}
         with torch.no_grad():
-            out[REF_DIST_INPUTS] = self.ref_actor(obs)
+            out[names.REF_DIST_INPUTS] = self.ref_actor(obs)
         return out
+
+    def policy_terms(self, batch, fwd_out) -> dict[str, torch.Tensor]:
+        """The module's fields of ``GroupTensors``, each with the batch's leading dims ``(N, G, T)``.
+
+        ``logp`` (differentiable) and ``ref_logp`` of the taken actions; the exact per-state
+        ``kl_to_ref`` and ``kl_to_old`` (differentiable; pi_old's inputs were recorded when
+        sampling) and the ``entropy`` (detached).
+        """
+        inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
+        ref_inputs = fwd_out[names.REF_DIST_INPUTS]
+        actions = batch[Columns.ACTIONS]
+        g = self.gaussian
+        return {
+            "logp": action_logp(inputs, actions, g),
+            "ref_logp": action_logp(ref_inputs, actions, g).detach(),
+            "kl_to_ref": analytic_kl(inputs, ref_inputs, g),
+            "kl_to_old": analytic_kl(inputs, batch[names.OLD_DIST_INPUTS].to(inputs.dtype), g),
+            "entropy": entropy(inputs.detach(), g),
+        }
+
+    @torch.no_grad()
+    def reference_logp(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``log pi_ref(a | s)`` of given observations and actions (leading dims kept)."""
+        return action_logp(self.ref_actor(self.normalized_obs(obs)), actions, self.gaussian)
 
     def reset_reference(self) -> None:
         """Make the current actor the new reference (e.g. after SFT); never called by training."""

@@ -1,1 +1,1 @@
-"""GRPO (DeepSeekMath; seed 004's object of study)."""
+"""GRPO (DeepSeekMath; the object of "What is the Alignment Objective of GRPO?")."""

@@ -1,16 +1,17 @@
 """GRPO: group-relative advantages and the clipped surrogate with a KL penalty.
 
-Paper: Shao et al. 2024 (DeepSeekMath) section 4; seed 004 eq. 1-2 (the form implemented).
-Spec: ALGORITHMS.md "Advantages" (GRPO), "Clipped surrogate", "KL to the reference".
+Papers: DeepSeekMath §4 (GRPO); "What is the Alignment Objective of GRPO?" eq. 1-2 (the form
+implemented). docs/algorithms.md: "Advantages" (GRPO), "Clipped surrogate", "KL to the reference".
 
 Implementation details
 1. Advantages ``(r_i - mean) / std`` per group (population std, zero-spread groups get 0), computed on
-   the driver from the members' returns before the batch is sharded (``GroupAlgorithm.prepare_batch``).
-2. One advantage per member, broadcast over its steps; the surrogate's ratio is per step.
-3. KL to the frozen initial policy; for continuous actions the exact per-state Gaussian KL
-   (``kl_estimator="analytic"``, spec) instead of the k3 sample estimate, which gave NaN gradients on
-   HalfCheetah (RLLIB_NOTES); ``k1/k2/k3/k3_is`` remain available with a log-ratio clamp.
-4. No critic: the group mean is the baseline. Deviation from seed 000 on MuJoCo: none known.
+   the driver from the members' scores before the batch is sharded (``GroupAlgorithm.prepare_batch``).
+2. One advantage per member, broadcast over its steps; the surrogate's ratio is per step
+   (``GroupLearner.policy_loss`` -> ``core.losses.grpo_loss``).
+3. KL to the frozen initial policy by the k3 estimator (GRPO's own). The MuJoCo configs choose the
+   exact per-state Gaussian KL instead (``kl_estimator: analytic``, ours: k3 on 6-D Gaussians gave
+   NaN gradients on HalfCheetah before the log-ratio clamp existed).
+4. No critic: the group mean is the baseline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
 
 
 class GRPOConfig(GroupAlgorithmConfig):
+    ALGORITHM = "GRPO"
+
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or GRPO)
 

@@ -1,1 +1,1 @@
-"""Hard-Pair-GRPO (seed 000 section 4.2)."""
+"""Hard-Pair-GRPO ("A Unified Pair-GRPO Family", arXiv 2605.06375, §4.2)."""

@@ -1,1 +1,1 @@
-"""PG-GRPO (seed 003)."""
+"""PG-GRPO ("Preference-Guided GRPO")."""

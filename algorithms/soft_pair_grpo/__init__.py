@@ -1,1 +1,1 @@
-"""Soft-Pair-GRPO (seed 000 section 4.1)."""
+"""Soft-Pair-GRPO ("A Unified Pair-GRPO Family", arXiv 2605.06375, §4.1)."""

@@ -17,32 +17,32 @@ from pathlib import Path
 
 from ray import tune
 
-from pairgrpo_rllib import experiment as X
-from pairgrpo_rllib.report import flatten
-
-# Result keys shown in progress lines and used by the report (flattened with "/").
-STEPS = "env_runners/num_env_steps_sampled_lifetime"
-TRAIN_RETURN = "env_runners/episode_return_mean"
-EVAL_RETURN = "evaluation_return_mean"
+from pairgrpo_rllib.app import experiment as X
+from pairgrpo_rllib.app.report import flatten
+from pairgrpo_rllib.core import names
 
 
 class AlgorithmTrial(tune.Trainable):
     """A Tune trial running one algorithm; config ``{"algorithm", "seed", "spec"}``."""
 
+    @staticmethod
+    def algorithm_config(config):
+        """The trial's AlgorithmConfig (a search tag Tune has not resolved yet counts as its first value)."""
+        spec = dict(config["spec"], algorithm=config["algorithm"])
+        return X.build_config(spec, config["algorithm"], seed=int(config["seed"]), resolve_search=True)
+
     def setup(self, config):
         import torch
 
         torch.set_num_threads(1)
-        spec = dict(config["spec"], algorithm=config["algorithm"])
-        algo_config = X.build_config(spec, config["algorithm"], seed=int(config["seed"]))
-        self.algo = algo_config.build_algo()
+        self.algo = self.algorithm_config(config).build_algo()
 
     def step(self):
         import ray
 
         result = self.algo.train()
         # Which Ray node ran the trial (on a cluster several nodes can share an IP and a hostname).
-        result["node_id"] = ray.get_runtime_context().get_node_id()
+        result[names.RESULT_NODE_ID] = ray.get_runtime_context().get_node_id()
         return result
 
     def save_checkpoint(self, checkpoint_dir: str):
@@ -57,11 +57,8 @@ class AlgorithmTrial(tune.Trainable):
 
     @classmethod
     def default_resource_request(cls, config):
-        from pairgrpo_rllib.algorithms.registry import algorithm_class
-
-        spec = dict(config["spec"], algorithm=config["algorithm"])
-        algo_config = X.build_config(spec, config["algorithm"], seed=int(config["seed"]), resolve_search=True)
-        return algorithm_class(config["algorithm"]).default_resource_request(algo_config)
+        algo_config = cls.algorithm_config(config)
+        return algo_config.algo_class.default_resource_request(algo_config)
 
 
 class ProgressLines(tune.Callback):
@@ -74,11 +71,11 @@ class ProgressLines(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         cfg = trial.config
         flat = flatten(result)
-        ev = flat.get(EVAL_RETURN, flat.get("evaluation/env_runners/episode_return_mean"))
-        tr = flat.get(TRAIN_RETURN)
+        ev = next((flat[k] for k in names.RESULT_EVAL_RETURNS if k in flat), None)
+        tr = flat.get(names.RESULT_TRAIN_RETURN)
         print(
             f"[{time.time() - self.t0:7.1f}s] {cfg['algorithm']:<15} seed={cfg['seed']} "
-            f"iter={result.get('training_iteration')} steps={int(flat.get(STEPS, 0))} "
+            f"iter={result.get(names.RESULT_ITERATION)} steps={int(flat.get(names.RESULT_STEPS, 0))} "
             f"train_return={_fmt(tr)} eval_return={_fmt(ev)}",
             file=self.stream,
             flush=True,

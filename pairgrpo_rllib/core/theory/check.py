@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from pairgrpo_rllib.constants import THEORY_ALGORITHMS, THEORY_MODES
-from pairgrpo_rllib.theory import closed_forms as cf
-from pairgrpo_rllib.theory.bandit import (
+from pairgrpo_rllib.core.names import THEORY_ALGORITHMS, THEORY_MODES
+from pairgrpo_rllib.core.theory import closed_forms as cf
+from pairgrpo_rllib.core.theory.bandit import (
     DTYPE,
     INF,
     Case,
@@ -123,7 +123,7 @@ def run_case(
         for t, pi_a in sorted(results.items()):
             for b, p, sim in zip(grid_b.tolist(), grid_p.tolist(), pi_a.tolist()):
                 exact = closed_form(case, b, p, t, **hp)
-                rows.append(_row(base, b, p, mode, exact, sim, tol, iterations=t, **hp))
+                rows.append(result_row(base, b, p, mode, exact, sim, tol, iterations=t, **hp))
         return rows
     simulate = simulate_exact if mode == "exact" else simulate_sampled
     pi_a, info = simulate(case, grid_b, grid_p, settings)
@@ -132,11 +132,11 @@ def run_case(
         extra = {"iterations": info["iterations"]}
         if residual is not None:
             extra["residual"] = float(residual[i])
-        rows.append(_row(base, b, p, mode, closed_form(case, b, p), sim, tol, **extra))
+        rows.append(result_row(base, b, p, mode, closed_form(case, b, p), sim, tol, **extra))
     return rows
 
 
-def _row(
+def result_row(
     base: dict, beta: float, pref: float, mode: str, exact: float, sim: float, tol: float, **extra
 ) -> dict:
     err = abs(sim - exact)
@@ -169,26 +169,6 @@ def run_theory(
     rows: list[dict] = []
     for case in cases:
         case_rows = run_case(case, betas, prefs, mode, settings)
-        rows += case_rows
-        if progress is not None:
-            progress(case, case_rows)
-    return rows
-
-
-def run_theory_rllib(cases: Sequence[Case], betas, prefs, seed: int = 0, progress=None) -> list[dict]:
-    """The same rows from the real RLlib algorithms (``theory.rllib_backend``), sampled tolerance."""
-    from pairgrpo_rllib.theory.rllib_backend import simulate_rllib
-
-    rows: list[dict] = []
-    grid = [(b, p) for b in betas for p in prefs]
-    for case in cases:
-        pis, info = simulate_rllib(case, [b for b, _ in grid], [p for _, p in grid], seed=seed)
-        base = {"algorithm": case.algorithm, "group_size": case.group_size, "kl_estimator": case.kl_estimator}
-        tol = TOLERANCE["sampled"]
-        case_rows = [
-            {**_row(base, b, p, "sampled", closed_form(case, b, p), sim, tol, **info), "backend": "rllib"}
-            for (b, p), sim in zip(grid, pis)
-        ]
         rows += case_rows
         if progress is not None:
             progress(case, case_rows)

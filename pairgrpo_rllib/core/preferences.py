@@ -1,6 +1,6 @@
-"""Preference oracles and pairwise advantages (Soft-Pair-GRPO, seed 000 section 4.1).
+"""Preference oracles and pairwise advantages (Soft-Pair-GRPO, Pair-GRPO §4.1).
 
-Spec: ``../shared/spec/ALGORITHMS.md`` sections "Notation" and "Advantages". Pure torch.
+Spec: ``docs/algorithms.md`` sections "Notation" and "Advantages". Pure torch.
 
 A group's preferences are an antisymmetric label matrix ``s`` of shape ``(N, G, G)``:
 ``s[n, i, j] = +1`` if ``y_i`` is preferred to ``y_j``, ``-1`` if ``y_j`` is preferred, ``0`` for no
@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 
-from pairgrpo_rllib._validation import check_choice, check_positive
-from pairgrpo_rllib.constants import PAIR_MODES
+from pairgrpo_rllib.core.checks import check_choice, check_positive
+from pairgrpo_rllib.core.defaults import default
+from pairgrpo_rllib.core.names import PAIR_MODES
 
 Judge = Callable[[Any, Any], float]
 """A pairwise judge: ``judge(y_i, y_j)`` returns ``P(y_i preferred to y_j)`` in ``[0, 1]``."""
@@ -40,9 +41,9 @@ def _antisymmetric(upper: torch.Tensor) -> torch.Tensor:
 
 def preference_matrix(
     scores: torch.Tensor,
-    oracle: str = "deterministic",
+    oracle: str = default("preference_oracle"),
     *,
-    temperature: float = 1.0,
+    temperature: float = default("preference_temperature"),
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Label every pair of each group from the members' scores.
@@ -170,7 +171,7 @@ def pairwise_advantages(
     * ``all``: ``A_i = (1 / (G - 1)) * sum_{j != i} s_ij`` (wins minus losses, as a rate).
     * ``best_worst`` / ``disjoint``: ``+1`` for each pair's winner, ``-1`` for its loser, 0 else.
 
-    For G = 2 all three equal GRPO's ``A_i = sign(r_i - r_j)`` (seed 004 section 2.1).
+    For G = 2 all three equal GRPO's ``A_i = sign(r_i - r_j)`` (GRPO-objective §2.1).
 
     Args:
         prefs: ``(N, G, G)`` antisymmetric labels from :func:`preference_matrix`.
@@ -188,3 +189,45 @@ def pairwise_advantages(
         adv[pairs[:, 0], pairs[:, 1]] += 1.0
         adv[pairs[:, 0], pairs[:, 2]] -= 1.0
     return adv, pairs
+
+
+def pair_slots(groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Position of each pair among the pairs of its group, in the given order: ``(P,)`` -> ``(P,)``.
+
+    Rows ``(group, slot)`` place every pair in a fixed-width ``(N, P_max, ...)`` layout.
+    """
+    order = torch.argsort(groups, stable=True)
+    counts = torch.bincount(groups, minlength=n_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    slots = torch.empty_like(groups)
+    slots[order] = torch.arange(groups.numel(), device=groups.device) - starts[groups[order]]
+    return slots
+
+
+def pairs_to_rows(pairs: torch.Tensor, n_groups: int, max_pairs: int) -> torch.Tensor:
+    """Pairs as fixed-width rows per group, so that a batch row holds a whole group's pairs.
+
+    Args:
+        pairs: ``(P, 3)`` rows ``(group, winner, loser)`` (:func:`select_pairs`).
+        n_groups: N, the number of rows.
+        max_pairs: P_max, the width (``G (G - 1) / 2`` holds every pair of a group).
+
+    Returns:
+        ``(N, P_max, 3)`` int64 rows ``(valid, winner, loser)``; unused slots are all 0.
+    """
+    pairs = pairs.long()
+    out = torch.zeros((n_groups, max_pairs, 3), dtype=torch.int64)
+    if pairs.shape[0] == 0:
+        return out
+    slots = pair_slots(pairs[:, 0], n_groups)
+    if int(slots.max()) >= max_pairs:
+        raise ValueError(f"a group has more than max_pairs={max_pairs} pairs")
+    out[pairs[:, 0], slots] = torch.stack([torch.ones_like(slots), pairs[:, 1], pairs[:, 2]], dim=-1)
+    return out
+
+
+def rows_to_pairs(rows: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`pairs_to_rows`: ``(N, P_max, 3)`` ``(valid, w, l)`` -> ``(P, 3)`` ``(group, w, l)``."""
+    valid = rows[..., 0] > 0
+    group = torch.arange(rows.shape[0], device=rows.device).unsqueeze(-1).expand_as(valid)
+    return torch.stack([group[valid], rows[..., 1][valid], rows[..., 2][valid]], dim=-1).long()

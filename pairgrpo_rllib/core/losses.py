@@ -1,6 +1,6 @@
 """Policy losses: GRPO's clipped surrogate with a KL penalty, PG-GRPO, DPO and ORPO.
 
-Spec: ``../shared/spec/ALGORITHMS.md``. Pure torch: tensors and floats in, ``(loss, stats)`` out.
+Spec: ``docs/algorithms.md``. Pure torch: tensors and floats in, ``(loss, stats)`` out.
 Soft-Pair-GRPO is GRPO's loss fed with pairwise advantages (``preferences.pairwise_advantages``);
 Hard-Pair-GRPO's loss is in ``hard_pair``.
 
@@ -31,9 +31,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pairgrpo_rllib import constants as C
-from pairgrpo_rllib._validation import check_choice, check_positive, check_range
-from pairgrpo_rllib.kl import kl_penalty
+from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core.checks import check_choice, check_positive
+from pairgrpo_rllib.core.defaults import default
+from pairgrpo_rllib.core.kl import kl_penalty
 
 Stats = dict[str, torch.Tensor]
 
@@ -86,8 +87,8 @@ def clipped_surrogate(
     old_logp: torch.Tensor,
     adv: torch.Tensor,
     *,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
+    clip_low: float = default("clip_low"),
+    clip_high: float = default("clip_high"),
     ratio_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-step clipped surrogate ``c = min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)``.
@@ -117,7 +118,7 @@ def clipped_surrogate(
 def aggregate(
     values: torch.Tensor,
     mask: torch.Tensor,
-    mode: str = "seq_mean_token_mean",
+    mode: str = default("loss_agg"),
     *,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
@@ -160,18 +161,18 @@ def grpo_loss(
     adv: torch.Tensor,
     mask: torch.Tensor,
     *,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    beta: float = 0.04,
-    kl_estimator: str = "k3",
-    loss_agg: str = "seq_mean_token_mean",
+    clip_low: float = default("clip_low"),
+    clip_high: float = default("clip_high"),
+    beta: float = default("kl_coeff"),
+    kl_estimator: str = default("kl_estimator"),
+    loss_agg: str = default("loss_agg"),
     log_ratio_clamp: float | None = None,
     ratio_scale: float = 1.0,
     kl: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
 ) -> tuple[torch.Tensor, Stats]:
-    """GRPO's loss ``-agg(c - beta D)`` (seed 004 eq. 1; also Soft-Pair-GRPO's, with its advantages).
+    """GRPO's loss ``-agg(c - beta D)`` (GRPO-objective eq. 1; also Soft-Pair-GRPO's, with its advantages).
 
     Args:
         logp: ``(B, T)`` log pi_theta of the taken actions (differentiable).
@@ -239,37 +240,40 @@ def pg_grpo_loss(
     adv: torch.Tensor,
     mask: torch.Tensor,
     *,
-    beta_pg: float = 0.1,
-    w1: float = 0.04,
-    clip: float = 0.2,
-    loss_agg: str = "seq_mean_token_mean",
+    beta_pg: float = default("beta_pg"),
+    w1: float = default("kl_coeff"),
+    clip_low: float = default("clip_low"),
+    clip_high: float = default("clip_high"),
+    kl_estimator: str = default("kl_estimator"),
+    loss_agg: str = default("loss_agg"),
     log_ratio_clamp: float | None = None,
     kl: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
 ) -> tuple[torch.Tensor, Stats]:
-    """PG-GRPO (seed 003 section 3): GRPO with the preference ratio and a k3 penalty weighted ``w1``.
+    """PG-GRPO (PG-GRPO §3): GRPO with the preference ratio and a KL penalty weighted ``w1``.
 
-    ``p = exp(beta_pg (log pi_theta - log pi_old))``, ``c = min(p A, clip(p, 1 - eps, 1 + eps) A)``.
+    ``p = exp(beta_pg (log pi_theta - log pi_old))``, ``c = min(p A, clip(p, 1 - eps_low, 1 + eps_high) A)``.
     With ``beta_pg = 1`` and shift-only advantages this is GRPO with ``advantage_norm=mean``.
+    The note writes one symmetric epsilon and the k3 penalty (the defaults); both ends of the clip
+    and the estimator are options, as for GRPO.
 
     Args: as :func:`grpo_loss`; ``beta_pg`` (0.1, chosen: DPO's usual temperature), ``w1`` (the
-    seed's KL weight, default GRPO's 0.04), ``clip`` (symmetric epsilon, 0.2).
+    note's KL weight, default GRPO's 0.04).
     """
     check_positive("beta_pg", beta_pg)
-    # PG-GRPO's own names: grpo_loss would report them as beta / clip_low / clip_high.
+    # PG-GRPO's own name for the KL weight: grpo_loss would report it as beta.
     check_positive("w1", w1, allow_zero=True)
-    check_range("clip", clip, 0.0, 1.0, closed=False)
     return grpo_loss(
         logp,
         old_logp,
         ref_logp,
         adv,
         mask,
-        clip_low=clip,
-        clip_high=clip,
+        clip_low=clip_low,
+        clip_high=clip_high,
         beta=w1,
-        kl_estimator="k3",
+        kl_estimator=kl_estimator,
         loss_agg=loss_agg,
         log_ratio_clamp=log_ratio_clamp,
         ratio_scale=beta_pg,
@@ -285,7 +289,7 @@ def dpo_loss(
     ref_logp_w: torch.Tensor,
     ref_logp_l: torch.Tensor,
     *,
-    beta: float = 0.1,
+    beta: float = default("dpo_beta"),
 ) -> tuple[torch.Tensor, Stats]:
     """DPO (Rafailov et al. 2023): ``-log sigmoid(beta [(l_w - l_ref,w) - (l_l - l_ref,l)])``.
 
@@ -320,7 +324,7 @@ def orpo_loss(
     logp_l: torch.Tensor,
     mask_l: torch.Tensor,
     *,
-    lam: float = 0.1,
+    lam: float = default("orpo_lambda"),
     eps: float = 1e-7,
 ) -> tuple[torch.Tensor, Stats]:
     """ORPO (Hong et al. 2024): ``NLL(w) + lam * (-log sigmoid(log odds(w) - log odds(l)))``.

@@ -1,4 +1,4 @@
-"""Diagnostics every algorithm reports (seed 000 Table 3 and its theorems). Pure torch.
+"""Diagnostics every algorithm reports (Pair-GRPO §6.1.3 and its theorems). Pure torch.
 
 * ``grad_norm`` per optimizer step (before clipping); the gradient-norm variance is its variance
   over a run (:class:`RunningMoments`).
@@ -48,6 +48,16 @@ class RunningMoments:
         self.count = total
         return self
 
+    @classmethod
+    def from_sums(cls, count: float, total: float, sq_total: float) -> RunningMoments:
+        """The moments of ``count`` values given their sum and sum of squares (as learners log them)."""
+        out = cls()
+        if count > 0:
+            out.count = int(count)
+            out.mean = total / count
+            out._m2 = max(0.0, sq_total - count * out.mean**2)
+        return out
+
     def var(self, ddof: int = 0) -> float:
         if self.count - ddof <= 0:
             return float("nan")
@@ -86,7 +96,7 @@ def grad_cosine(
 ) -> float:
     """Cosine between two gradients of the same parameters; NaN if either is zero.
 
-    Theorem 1 of seed 000 predicts a positive value for Soft-Pair-GRPO against GRPO and exactly 1
+    Theorem 1 of Pair-GRPO (§4.1.2) predicts a positive value for Soft-Pair-GRPO against GRPO and exactly 1
     for G = 2 (where the two advantages coincide).
     """
     a, b = _flat(grads_a).double(), _flat(grads_b).double()

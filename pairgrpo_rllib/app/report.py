@@ -4,9 +4,9 @@ Reads every trial folder (``params.json`` + ``result.json``) below RESULTS_DIR a
 ``report.md`` and ``learning_curves.png`` next to them:
 
 * evaluation return (deterministic episodes) mean +- 95% CI across seeds at fixed env-step budgets
-  (Student t, n - 1 degrees of freedom), as in seed 000's Tables 1-2;
+  (Student t, n - 1 degrees of freedom);
 * the mean of each trial's last 3 evaluations (mean +- 95% CI across seeds), a less noisy final number;
-* gradient-norm variance and KL std over the run (seed 000 Table 3), throughput (env steps / s);
+* gradient-norm variance and KL std over the run (Pair-GRPO §6.1.3), throughput (env steps / s);
 * learning curves: each seed thin, the mean across seeds bold with its 95% CI band.
 
 The CI of a single seed is not defined and is shown as "n=1".
@@ -20,9 +20,11 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-STEPS = "env_runners/num_env_steps_sampled_lifetime"
-EVAL_KEYS = ("evaluation_return_mean", "evaluation/env_runners/episode_return_mean")
-EVAL_STEPS = "evaluation_env_steps"
+from pairgrpo_rllib.core import names
+
+STEPS = names.RESULT_STEPS
+EVAL_KEYS = names.RESULT_EVAL_RETURNS
+EVAL_STEPS = names.EVALUATION_STEPS
 # two-sided 95% Student t quantiles for n - 1 = 1..30 degrees of freedom
 T95 = [
     12.706,
@@ -158,7 +160,7 @@ def reported_iterations(exp_dir: str | Path) -> list[int]:
     for result in Path(exp_dir).rglob("result.json"):
         for line in result.read_text().splitlines():
             try:
-                out.append(json.loads(line)["training_iteration"])
+                out.append(json.loads(line)[names.RESULT_ITERATION])
             except (json.JSONDecodeError, KeyError):
                 pass
     return out
@@ -253,14 +255,15 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         "|---|---|---|---|---|---|---|",
     ]
     for algo, ts in sorted(by_algo.items()):
-        tr = mean_ci([_last(t["rows"], "env_runners/episode_return_mean") for t in ts])
+        tr = mean_ci([_last(t["rows"], names.RESULT_TRAIN_RETURN) for t in ts])
         final = mean_ci([_tail_mean(eval_curve(t["rows"]), 3) for t in ts])
-        kl = [_last(t["rows"], "kl_ref_std") for t in ts]
+        kl = [_last(t["rows"], names.KL_REF_STD) for t in ts]
         rate = [
-            (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], "time_total_s") or 1e-9, 1e-9) for t in ts
+            (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], names.RESULT_TIME) or 1e-9, 1e-9)
+            for t in ts
         ]
         lines.append(
-            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], 'grad_norm_var') for t in ts])} | {_sci(kl)} | "
+            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
     failed = [t for t in trials if t["failures"]]

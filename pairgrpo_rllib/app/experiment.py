@@ -3,6 +3,7 @@
 A file looks like::
 
     name: halfcheetah_comparison
+    base: other.yaml                    # optional: inherit another file's keys (see below)
     algorithm: [PPO, GRPO, Soft-Pair-GRPO, Hard-Pair-GRPO, PG-GRPO]   # one name or a list
     seeds: [0, 1, 2]
     stop: {env_steps: 1000000}          # and/or iterations / time_s
@@ -16,8 +17,12 @@ A file looks like::
 
 Any value may be a Tune search-space tag: ``{grid_search: [..]}``, ``{choice: [..]}``,
 ``{uniform: [a, b]}``, ``{loguniform: [a, b]}``. ``training`` keys of the GRPO family
-(``algorithms/common/config.py``) are ignored for PPO; any other key that an algorithm does not
-accept is an error, with the closest valid name, before Ray starts.
+(``core/defaults.py``) are left out for RLlib's PPO (``algorithms/ppo``); any other key that an
+algorithm does not accept is an error, with the closest valid name, before Ray starts.
+
+``base: other.yaml`` (a path relative to the file) inherits every key of another experiment file:
+mappings are merged key by key (recursively), anything else (lists, numbers, strings) is replaced.
+A comparison and its quick version then differ exactly in the keys the quick one states.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import copy
 import difflib
 import inspect
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from pairgrpo_rllib.core import names
+
 TOP_LEVEL = {
     "name",
+    "base",
     "algorithm",
     "seeds",
     "stop",
@@ -54,9 +61,9 @@ SECTIONS = (
     "resources",
 )
 STOP_KEYS = {
-    "env_steps": "env_runners/num_env_steps_sampled_lifetime",
-    "iterations": "training_iteration",
-    "time_s": "time_total_s",
+    "env_steps": names.RESULT_STEPS,
+    "iterations": names.RESULT_ITERATION,
+    "time_s": names.RESULT_TIME,
 }
 SEARCH_TAGS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 
@@ -73,12 +80,26 @@ def _suggest(word: str, options) -> str:
 def load(path: str | Path, overrides: list[str] | None = None) -> dict:
     """Read and check an experiment file; ``overrides`` are ``section.key=value`` strings (YAML values)."""
     p = Path(path)
-    if not p.is_file():
+    spec = read(p)
+    spec.setdefault("name", p.stem)
+    for item in overrides or []:
+        apply_override(spec, item)
+    check(spec)
+    return spec
+
+
+def read(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The experiment file at ``path`` as a mapping, with its ``base`` chain merged in (no checks).
+
+    A base's ``name`` is not inherited: a derived file is its own experiment.
+    """
+    if not path.is_file():
+        where = f" (the base of {_chain[-1]})" if _chain else ""
         raise ExperimentError(
-            f"config file {str(path)!r} does not exist; pass the path of an experiment YAML"
+            f"config file {str(path)!r}{where} does not exist; pass the path of an experiment YAML"
         )
     try:
-        spec = yaml.safe_load(p.read_text())
+        spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ExperimentError(
             f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
@@ -87,11 +108,34 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
         raise ExperimentError(
             f"{path}: the top level must be a mapping of sections, got {type(spec).__name__}"
         )
-    spec.setdefault("name", p.stem)
-    for item in overrides or []:
-        apply_override(spec, item)
-    check(spec)
-    return spec
+    base = spec.pop("base", None)
+    if base is None:
+        return spec
+    if not isinstance(base, str) or not base:
+        raise ExperimentError(
+            f"{path}: base={base!r} is invalid: give the path of another experiment YAML, relative to this file"
+        )
+    base_path = (path.parent / base).resolve()
+    chain = (*_chain, path.resolve())
+    if base_path in chain:
+        raise ExperimentError(
+            f"{path}: base={base!r} makes a cycle ({' -> '.join(c.name for c in (*chain, base_path))}); "
+            "remove one of the base keys"
+        )
+    inherited = read(base_path, chain)
+    inherited.pop("name", None)
+    return merge(inherited, spec)
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key (recursively), other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_override(spec: dict, item: str) -> None:
@@ -166,8 +210,12 @@ def check(spec: dict) -> None:
     _check_env(env)
     per = spec.get("per_algorithm") or {}
     for a in per:
-        if a not in algos:
-            raise ExperimentError(f"per_algorithm.{a}: {a!r} is not in algorithm {algos}")
+        # An entry for an algorithm the file does not run is allowed (a file derived with ``base``
+        # may run fewer algorithms than its base); an unknown name is a typo.
+        if a not in ALGORITHMS:
+            raise ExperimentError(
+                f"per_algorithm.{a}: {a!r} is not an algorithm{_suggest(a, ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+            )
     for a in algos:
         cfg = build_config(spec, a, seed=seeds[0], resolve_search=True)
         try:
@@ -225,30 +273,28 @@ def sections_for(spec: dict, algo: str) -> dict[str, dict]:
 
 
 def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: bool = False):
-    """An ``AlgorithmConfig`` for ``algo`` (search tags replaced by their first value if asked)."""
-    from pairgrpo_rllib.algorithms.common.config import FAMILY_FIELDS
-    from pairgrpo_rllib.algorithms.registry import algorithm_class
+    """An ``AlgorithmConfig`` for ``algo`` (search tags replaced by their first value if asked).
+
+    Each builder section is handed to the config's ``experiment_section`` hook first (RLlib's PPO
+    drops the family's options and translates the model config: ``algorithms/ppo``), then checked
+    against the builder method's keywords (plus the config's ``extra_options``) and applied.
+    """
+    from pairgrpo_rllib.algorithms.registry import algorithm_config
 
     sections = sections_for(spec_or_sections, algo) if "algorithm" in spec_or_sections else spec_or_sections
-    cfg = algorithm_class(algo).get_default_config()
-    is_family = algo != "PPO"
+    cfg = algorithm_config(algo)
     for section in SECTIONS:
         kv = dict(sections.get(section) or {})
         if resolve_search:
             kv = {k: _first(v) for k, v in kv.items()}
-        if section == "training" and not is_family:
-            kv = {k: v for k, v in kv.items() if k not in FAMILY_FIELDS}
-        if section == "rl_module" and "model_config" in kv and not is_family:
-            if kv["model_config"].get("normalize_obs"):
-                # The same standardisation for PPO: RLlib's running MeanStdFilter connector.
-                cfg.env_runners(env_to_module_connector=_mean_std_filter)
-            kv["model_config"] = _ppo_model_config(kv["model_config"])
+        kv = cfg.experiment_section(section, kv)
         if not kv:
             continue
         method = getattr(cfg, section)
         allowed = set(inspect.signature(method).parameters) - {"self", "kwargs"}
         if section == "training":
-            allowed |= _base_training_keys() | (set(FAMILY_FIELDS) if is_family else set())
+            allowed |= _base_training_keys()
+        allowed |= cfg.extra_options(section)
         for k in kv:
             if k not in allowed:
                 raise ExperimentError(f"{section}.{k} is not an option of {algo}{_suggest(k, allowed)}")
@@ -264,20 +310,6 @@ def _base_training_keys() -> set[str]:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
     return set(inspect.signature(AlgorithmConfig.training).parameters) - {"self", "kwargs"}
-
-
-def _mean_std_filter(env=None, spaces=None, device=None):
-    from ray.rllib.connectors.env_to_module import MeanStdFilter
-
-    return MeanStdFilter(clip_by_value=10.0)
-
-
-def _ppo_model_config(model_config: dict) -> Any:
-    """PPO gets the same actor network: RLlib's DefaultModelConfig with our field names."""
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-
-    known = set(DefaultModelConfig.__dataclass_fields__)
-    return DefaultModelConfig(**{k: v for k, v in model_config.items() if k in known})
 
 
 def stop_criteria(spec: dict) -> dict:

@@ -43,11 +43,11 @@ from dataclasses import dataclass
 
 import torch
 
-from pairgrpo_rllib.advantages import expected_advantage_limit, group_advantages
-from pairgrpo_rllib.hard_pair import delta_schedule, hard_pair_loss, hard_pair_targets
-from pairgrpo_rllib.kl import categorical_kl
-from pairgrpo_rllib.losses import grpo_loss
-from pairgrpo_rllib.preferences import pairwise_advantages, preference_matrix, select_pairs
+from pairgrpo_rllib.core.advantages import expected_advantage_limit, group_advantages
+from pairgrpo_rllib.core.hard_pair import delta_schedule, hard_pair_loss, hard_pair_targets
+from pairgrpo_rllib.core.kl import categorical_kl
+from pairgrpo_rllib.core.losses import grpo_loss
+from pairgrpo_rllib.core.preferences import pairwise_advantages, preference_matrix, select_pairs
 
 DTYPE = torch.float64
 REWARDS = torch.tensor([1.0, 0.0], dtype=DTYPE)  # answer 0 = a (preferred), answer 1 = b

@@ -13,10 +13,13 @@ Hard-Pair-GRPO is not offered here: its RLlib learner fits targets on the sample
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
-from pairgrpo_rllib.theory.bandit import Case
+from pairgrpo_rllib.core.theory.bandit import Case
+from pairgrpo_rllib.core.theory.check import TOLERANCE, closed_form, result_row
 
 ALGO_NAMES = {"grpo": "GRPO", "soft_pair_grpo": "Soft-Pair-GRPO"}
 
@@ -59,7 +62,7 @@ def simulate_rllib(
         )
         algo = cfg.build_algo()
         try:
-            module = algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+            module = algo.get_module(DEFAULT_MODULE_ID)  # the local runner's copy, synced every iteration
             one = torch.ones(1, 1)
             tail = []
             for it in range(iterations):
@@ -71,3 +74,24 @@ def simulate_rllib(
         finally:
             algo.stop()
     return out, {"iterations": iterations}
+
+
+def run_theory_rllib(cases: Sequence[Case], betas, prefs, seed: int = 0, progress=None) -> list[dict]:
+    """The rows of ``pairgrpo theory`` from the real RLlib algorithms (:func:`simulate_rllib`), sampled tolerance."""
+    rows: list[dict] = []
+    grid = [(b, p) for b in betas for p in prefs]
+    for case in cases:
+        pis, info = simulate_rllib(case, [b for b, _ in grid], [p for _, p in grid], seed=seed)
+        base = {"algorithm": case.algorithm, "group_size": case.group_size, "kl_estimator": case.kl_estimator}
+        tol = TOLERANCE["sampled"]
+        case_rows = [
+            {
+                **result_row(base, b, p, "sampled", closed_form(case, b, p), sim, tol, **info),
+                "backend": "rllib",
+            }
+            for (b, p), sim in zip(grid, pis)
+        ]
+        rows += case_rows
+        if progress is not None:
+            progress(case, case_rows)
+    return rows

@@ -1,4 +1,4 @@
-"""Figures in the manner of seed 004's Figures 1-3: ``pi(a)`` against ``pi_ref(a)`` for several beta.
+"""Figures in the manner of GRPO-objective's Figures 1-3: ``pi(a)`` against ``pi_ref(a)`` for several beta.
 
 Closed-form curves (lines) with the simulated fixed points on them (markers), one PNG per case.
 matplotlib is imported here only, with the non-interactive Agg backend.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pairgrpo_rllib.theory.bandit import Case
-from pairgrpo_rllib.theory.check import closed_form
+from pairgrpo_rllib.core.theory.bandit import Case
+from pairgrpo_rllib.core.theory.check import closed_form
 
 TITLES = {
     ("grpo", "k3"): "GRPO, G = {g}, k3 penalty",
@@ -20,10 +20,10 @@ TITLES = {
     ("hard_pair_grpo", "none"): "Hard-Pair-GRPO, G = {g}, fit solved each iteration",
 }
 FORMULA = {
-    ("grpo", 2, "k3"): "closed form: seed 004 eq. 14",
-    ("grpo", "inf", "k3"): "closed form: seed 004 eq. 15",
-    ("grpo", "large", "k3"): "closed form: seed 004 eq. 15 (G -> inf)",
-    ("grpo", 2, "k3_is"): "closed form: tilted reference (seed 004 section 3)",
+    ("grpo", 2, "k3"): "closed form: GRPO-objective eq. 14",
+    ("grpo", "inf", "k3"): "closed form: GRPO-objective eq. 15",
+    ("grpo", "large", "k3"): "closed form: GRPO-objective eq. 15 (G -> inf)",
+    ("grpo", 2, "k3_is"): "closed form: tilted reference (GRPO-objective §3)",
 }
 
 
@@ -71,7 +71,9 @@ def plot_rows(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
                 curve = [closed_form(case, b, p) for p in grid]
                 _series(ax, plt.cm.viridis(i / max(1, len(betas) - 1)), grid, curve, pts, f"beta = {b:g}")
             key = (algo, "large" if g not in (2, "inf") else g, est)
-            subtitle = FORMULA.get(key, "closed form: seed 004 eq. 14 (expected pair advantage = pi_old(b))")
+            subtitle = FORMULA.get(
+                key, "closed form: GRPO-objective eq. 14 (expected pair advantage = pi_old(b))"
+            )
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
         worst = max(r["abs_error"] for r in case_rows)
         ax.set_title(

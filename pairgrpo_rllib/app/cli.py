@@ -1,7 +1,7 @@
 """The ``pairgrpo`` command (also ``python -m pairgrpo_rllib``).
 
 Subcommands:
-  theory   reproduce the stationary-policy closed forms of seed 004 with the project's losses
+  theory   reproduce the stationary policies of GRPO in closed form (Vojnovic & Yun) with our losses
   train    run one algorithm and seed of an experiment YAML (checkpoints, resume)
   sweep    run every algorithm x seed x search point of an experiment YAML side by side (Tune)
   report   tables and learning curves from a results folder
@@ -92,18 +92,19 @@ _non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pairgrpo_rllib.constants import THEORY_ALGORITHMS as ALGORITHMS
-    from pairgrpo_rllib.constants import THEORY_MODES as MODES
+    from pairgrpo_rllib.core.names import THEORY_ALGORITHMS as ALGORITHMS
+    from pairgrpo_rllib.core.names import THEORY_MODES as MODES
 
     parser = OneLineParser(prog="pairgrpo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     th = sub.add_parser(
         "theory",
-        help="reproduce seed 004's stationary policies on a binary question",
+        help='reproduce the stationary policies of GRPO (Vojnovic & Yun, "What is the Alignment Objective of GRPO?")',
         description=(
             "Train a tabular softmax policy on a binary question (a preferred, deterministic rewards) with "
-            "the project's loss functions and compare its fixed point with the closed forms of seed 004 "
-            "(spec: ALGORITHMS.md, last section). Exits 1 if any row misses its tolerance "
+            "the project's loss functions and compare its fixed point with the closed forms of Vojnovic & Yun, "
+            "'What is the Alignment Objective of GRPO?' (arXiv 2502.18548) "
+            "(spec: docs/algorithms.md, last section). Exits 1 if any row misses its tolerance "
             "(0.01 exact, 0.03 sampled)."
         ),
     )
@@ -215,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument(
         "--cpus-per-node", type=_positive_int, default=1, help="CPUs each node offers (default 1)"
     )
+    parser.subcommand_parsers = sub.choices
     return parser
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pairgrpo_rllib import experiment as X
+    from pairgrpo_rllib.app import experiment as X
 
     try:
         spec = X.load(args.config, args.set)
@@ -236,7 +238,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             spec = dict(spec, name=f"{spec['name']}_{algorithm}_seed{seed}")
     except X.ExperimentError as exc:
         parser.error(str(exc))
-    from pairgrpo_rllib import runner
+    from pairgrpo_rllib.app import runner
 
     try:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
@@ -245,7 +247,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except runner.TrialsFailed as exc:
         print(f"[{args.command}] {exc}", file=sys.stderr)
         if not args.no_report:  # what did finish is still worth a table; the report marks the failures
-            from pairgrpo_rllib.report import write_report
+            from pairgrpo_rllib.app.report import write_report
 
             try:
                 print(f"[{args.command}] report: {write_report(exc.exp_dir)}")
@@ -254,7 +256,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_CHECK_FAILED
     print(f"[{args.command}] results in {exp_dir}")
     if not args.no_report:
-        from pairgrpo_rllib.report import write_report
+        from pairgrpo_rllib.app.report import write_report
 
         print(f"[{args.command}] report: {write_report(exp_dir)}")
     return 0
@@ -263,7 +265,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pathlib import Path
 
-    from pairgrpo_rllib.report import write_report
+    from pairgrpo_rllib.app.report import write_report
 
     if not Path(args.results_dir).is_dir():
         parser.error(
@@ -279,7 +281,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pairgrpo_rllib.theory.check import (
+    from pairgrpo_rllib.core.theory.check import (
         ALGORITHMS,
         DEFAULT_BETAS,
         DEFAULT_ITERATIONS,
@@ -320,7 +322,7 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     import torch
 
     torch.set_num_threads(1)  # 2 shared cores: a second thread only adds contention
-    from pairgrpo_rllib.theory.bandit import SimulationSettings
+    from pairgrpo_rllib.core.theory.bandit import SimulationSettings
 
     settings = SimulationSettings(
         seed=args.seed, hard_pair_iterations=tuple(args.iterations or DEFAULT_ITERATIONS)
@@ -337,7 +339,7 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         )
 
     if args.backend == "rllib":
-        from pairgrpo_rllib.theory.check import run_theory_rllib
+        from pairgrpo_rllib.app.theory_rllib import run_theory_rllib
 
         rows = run_theory_rllib(
             cases, tuple(args.beta or (0.1, 0.5, 2.0)), tuple(args.pref or (0.25, 0.75)), args.seed, progress
@@ -363,7 +365,7 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 f"{'PASS' if s['passed'] else 'FAIL'}"
             )
     if args.plot is not None:
-        from pairgrpo_rllib.theory.plots import plot_rows
+        from pairgrpo_rllib.app.theory_plots import plot_rows
 
         for path in plot_rows(rows, args.plot):
             print(f"[theory] wrote {path}", file=sys.stderr)
@@ -375,7 +377,7 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pairgrpo_rllib import cluster as K
+    from pairgrpo_rllib.app import cluster as K
 
     try:
         if args.action == "up":
@@ -397,7 +399,7 @@ def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's own parser
+    sub = parser.subcommand_parsers[args.command]  # the subcommand's own parser (its errors name it)
     if args.command == "theory":
         return _cmd_theory(args, sub)
     if args.command in ("train", "sweep"):

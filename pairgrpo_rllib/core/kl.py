@@ -1,19 +1,19 @@
 """KL divergences: the sampled estimators of GRPO's penalty and the analytic ones.
 
-Spec: ``../shared/spec/ALGORITHMS.md`` "KL to the reference" and the Hard-Pair trust region.
+Spec: ``docs/algorithms.md`` "KL to the reference" and the Hard-Pair trust region.
 Pure torch.
 
 Per step ``u = log pi_ref(a) - log pi_theta(a)``:
 
-* ``k3`` (GRPO, seed 004 ``D_i``): ``e^u - u - 1``. Its stationary effect is the reverse KL.
-* ``k3_is`` (seed 004 section 3): ``(pi_theta / pi_old) (e^u - u - 1)`` with the gradient flowing
+* ``k3`` (GRPO, GRPO-objective ``D_i``): ``e^u - u - 1``. Its stationary effect is the reverse KL.
+* ``k3_is`` (GRPO-objective §3): ``(pi_theta / pi_old) (e^u - u - 1)`` with the gradient flowing
   through the ratio; its expectation under ``pi_old`` is ``KL(pi_theta || pi_ref)``.
 * ``k1``: ``-u``; ``k2``: ``u^2 / 2``.
 
 Implementation details
 1. ``log_ratio_clamp`` clamps ``u`` (and the importance log-ratio of ``k3_is``) to ``[-c, c]``
    before ``exp``: continuous log-densities differ by hundreds of nats early in training and
-   ``exp`` overflows (RLLIB_NOTES: NaN gradients by iteration 2 on HalfCheetah without it).
+   ``exp`` overflows (docs/rllib_notes.md: NaN gradients by iteration 2 on HalfCheetah without it).
    A clamped step has zero gradient through ``u``, as with PPO's ratio clipping.
 2. Analytic KLs are ``KL(p || q)`` in that direction, summed over the event dimension.
 """
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from pairgrpo_rllib._validation import check_choice, check_positive
-from pairgrpo_rllib.constants import KL_ESTIMATORS
+from pairgrpo_rllib.core.checks import check_choice, check_positive
+from pairgrpo_rllib.core.names import KL_ESTIMATORS
 
 
 def kl_penalty(

@@ -1,12 +1,12 @@
-"""Group advantages of GRPO (seed 004 eq. 2) and their variants.
+"""Group advantages of GRPO (GRPO-objective eq. 2) and their variants.
 
-Spec: ``../shared/spec/ALGORITHMS.md`` section "Advantages". Pure torch, no framework imports.
+Spec: ``docs/algorithms.md`` section "Advantages". Pure torch, no framework imports.
 
 Implementation details
-1. Population std (divide by G), as seed 004 eq. 2 writes it, not the sample std some
+1. Population std (divide by G), as GRPO-objective eq. 2 writes it, not the sample std some
    implementations use.
 2. A group whose scores all agree (std below ``eps`` = 1e-8) gets advantage 0 for every member,
-   under ``mean_std`` and ``mean`` alike (seed 004: "0/0 := 0"); never NaN.
+   under ``mean_std`` and ``mean`` alike (GRPO-objective: "0/0 := 0"); never NaN.
 3. ``none`` returns the raw scores (no baseline, no scale): REINFORCE's signal. It is the only
    mode in which an all-equal group has non-zero advantages.
 4. Groups may be given as rows of a ``(N, G)`` tensor or as a flat ``(N*G,)`` tensor with integer
@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import torch
 
-from pairgrpo_rllib._validation import check_choice, check_positive
-from pairgrpo_rllib.constants import ADVANTAGE_NORMS
+from pairgrpo_rllib.core.checks import check_choice, check_positive
+from pairgrpo_rllib.core.defaults import default
+from pairgrpo_rllib.core.names import ADVANTAGE_NORMS
 
 ZERO_SPREAD_EPS = 1e-8
 
 
 def group_advantages(
     scores: torch.Tensor,
-    norm: str = "mean_std",
+    norm: str = default("advantage_norm"),
     *,
     group_ids: torch.Tensor | None = None,
     eps: float = ZERO_SPREAD_EPS,
@@ -42,7 +43,7 @@ def group_advantages(
 
     Args:
         scores: ``(N, G)`` scores, one group per row; or ``(M,)`` flat scores with ``group_ids``.
-        norm: ``mean_std`` (default, seed 004 eq. 2), ``mean`` (shift only, Dr. GRPO / seed 004
+        norm: ``mean_std`` (default, GRPO-objective eq. 2), ``mean`` (shift only, Dr. GRPO / GRPO-objective
             section 3) or ``none`` (raw scores).
         group_ids: ``(M,)`` integer group label of each flat score; omit for the ``(N, G)`` form.
         eps: std below which a group counts as having no spread (its advantages are 0).
@@ -83,9 +84,12 @@ def group_advantages(
 
 
 def expected_advantage_limit(
-    rewards: torch.Tensor, probs: torch.Tensor, norm: str = "mean_std", eps: float = ZERO_SPREAD_EPS
+    rewards: torch.Tensor,
+    probs: torch.Tensor,
+    norm: str = default("advantage_norm"),
+    eps: float = ZERO_SPREAD_EPS,
 ) -> torch.Tensor:
-    """The G -> infinity limit of GRPO's advantage of each answer (seed 004 section 2.1).
+    """The G -> infinity limit of GRPO's advantage of each answer (GRPO-objective §2.1).
 
     With G i.i.d. draws from ``probs`` the group mean and population std converge to the mean
     and std of the reward under ``probs``, so answer ``o`` gets ``(r(o) - E r) / sigma``.

@@ -1,6 +1,6 @@
-"""Hard-Pair-GRPO (seed 000 section 4.2): explicit target distributions and a KL fit.
+"""Hard-Pair-GRPO (Pair-GRPO §4.2): explicit target distributions and a KL fit.
 
-Spec: ``../shared/spec/ALGORITHMS.md`` "Hard-Pair-GRPO". Pure torch.
+Spec: ``docs/algorithms.md`` "Hard-Pair-GRPO". Pure torch.
 
 For a preference pair ``(w, l)`` over a finite support S with old probabilities ``pi_old(.|S)``:
 ``pi_tar(w) = pi_old(w) + delta``, ``pi_tar(l) = pi_old(l) - delta``, every other member unchanged,
@@ -31,15 +31,19 @@ import math
 
 import torch
 
-from pairgrpo_rllib import constants as C
-from pairgrpo_rllib._validation import check_positive, check_range
-from pairgrpo_rllib.losses import Stats
+from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core.advantages import step_groups
+from pairgrpo_rllib.core.checks import check_positive, check_range
+from pairgrpo_rllib.core.defaults import default
+from pairgrpo_rllib.core.losses import Stats, sequence_logp, suffix_logp
 
 
-def delta_schedule(t: int, delta0: float = 0.02, gamma: float = 0.98, *, decay: bool = True) -> float:
+def delta_schedule(
+    t: int, delta0: float = default("delta0"), gamma: float = default("delta_gamma"), *, decay: bool = True
+) -> float:
     """Step size ``delta_t = delta_0 * gamma^t`` (``t`` the 0-based iteration); ``delta_0`` if not ``decay``.
 
-    Paper defaults ``delta_0 = 0.02``, ``gamma = 0.98`` (seed 000 section 5).
+    Defaults ``delta_0 = 0.02``, ``gamma = 0.98`` (Pair-GRPO §5, ``core.defaults``).
     """
     check_range("delta0", delta0, 0.0, 1.0, closed=False)
     check_range("gamma", gamma, 0.0, 1.0)
@@ -48,11 +52,38 @@ def delta_schedule(t: int, delta0: float = 0.02, gamma: float = 0.98, *, decay: 
     return delta0 * gamma**t if decay else delta0
 
 
-def delta_sum(t: int, delta0: float = 0.02, gamma: float = 0.98, *, decay: bool = True) -> float:
+def delta_sum(
+    t: int, delta0: float = default("delta0"), gamma: float = default("delta_gamma"), *, decay: bool = True
+) -> float:
     """``sum_{s < t} delta_s = delta_0 (1 - gamma^t) / (1 - gamma)``: the mass moved in t unclamped steps."""
     if not decay or gamma == 1.0:
         return delta0 * t
     return delta0 * (1.0 - gamma**t) / (1.0 - gamma)
+
+
+def unit_logp(
+    logp: torch.Tensor, mask: torch.Tensor, n: int, g: int, credit: str, length_norm: bool
+) -> torch.Tensor:
+    """``l`` of each comparison unit, ``(M, G)``: what Hard-Pair's shares are a softmax of.
+
+    Args:
+        logp: ``(N*G, T)`` per-step log-probs, the members of each group consecutive.
+        mask: ``(N*G, T)`` true on real steps.
+        n, g: N groups of G members.
+        credit: ``sequence``: whole members (M = N); ``step``: the members' suffixes from every
+            time index (M = N * T, rows ordered as ``advantages.step_groups``; ours).
+        length_norm: the mean instead of the sum of the step log-probs (chosen).
+
+    Returns:
+        ``(M, G)``; units that do not exist (a member that ended before step t) get -1e9, so that
+        a softmax over the group gives them no mass.
+    """
+    if credit != "step":
+        return sequence_logp(logp, mask, length_norm=length_norm).reshape(n, g)
+    suffix = suffix_logp(logp, mask, length_norm=length_norm)
+    units = step_groups(suffix.reshape(n, g, -1))
+    valid = step_groups(mask.reshape(n, g, -1).bool())
+    return torch.where(valid, units, torch.full_like(units, -1e9))
 
 
 def group_shares(seq_logp: torch.Tensor) -> torch.Tensor:
@@ -68,7 +99,7 @@ def group_shares(seq_logp: torch.Tensor) -> torch.Tensor:
 
 
 def hard_pair_targets(
-    old_logp_S: torch.Tensor, pairs: torch.Tensor, delta_t: float, *, eps_p: float = 1e-4
+    old_logp_S: torch.Tensor, pairs: torch.Tensor, delta_t: float, *, eps_p: float = default("eps_p")
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target distribution of each pair.
 
@@ -105,11 +136,11 @@ def hard_pair_loss(
     pair_groups: torch.Tensor,
     *,
     trust_region_kl: torch.Tensor | None = None,
-    alpha: float = 0.5,
-    beta_tr: float = 0.01,
+    alpha: float = default("trust_region_alpha"),
+    beta_tr: float = default("trust_region_beta"),
     trust_region: bool = True,
     ref_kl: torch.Tensor | None = None,
-    kl_coeff: float = 0.0,
+    kl_coeff: float = default("kl_coeff", "Hard-Pair-GRPO"),
 ) -> tuple[torch.Tensor, Stats]:
     """``mean_pairs KL(pi_theta(.|S) || pi_tar) + alpha max(0, KL(pi_theta || pi_old) - beta_tr) [+ kl_coeff KL_ref]``.
 
@@ -163,7 +194,13 @@ def hard_pair_loss(
 
 
 def hard_pair_closed_form(
-    p: float, t: int, delta0: float = 0.02, gamma: float = 0.98, *, eps_p: float = 1e-4, decay: bool = True
+    p: float,
+    t: int,
+    delta0: float = default("delta0"),
+    gamma: float = default("delta_gamma"),
+    *,
+    eps_p: float = default("eps_p"),
+    decay: bool = True,
 ) -> float:
     """``pi_T(a) = min(p + delta_0 (1 - gamma^T) / (1 - gamma), 1 - eps_p)`` for a binary question.
 

@@ -1,4 +1,4 @@
-"""Closed-form stationary policies on a binary question (seed 004; spec, last section).
+"""Closed-form stationary policies on a binary question (GRPO-objective; spec, last section).
 
 Answers ``a`` and ``b``, ``a`` preferred, deterministic rewards (confidence margin 1), reference
 ``pi_ref(a) = p``. Each function returns ``pi(a)`` at the fixed point of the named algorithm. They
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 
-from pairgrpo_rllib.hard_pair import hard_pair_closed_form
+from pairgrpo_rllib.core.hard_pair import hard_pair_closed_form
 
 
 def grpo_g2(beta: float, p: float) -> float:
-    """GRPO, G = 2, k3 penalty (seed 004 eq. 14): ``(1 - b + sqrt((1 - b)^2 + 4 b p)) / 2``."""
+    """GRPO, G = 2, k3 penalty (GRPO-objective eq. 14): ``(1 - b + sqrt((1 - b)^2 + 4 b p)) / 2``."""
     return 0.5 * (1.0 - beta + math.sqrt((1.0 - beta) ** 2 + 4.0 * beta * p))
 
 
 def grpo_large_g(beta: float, p: float) -> float:
-    """GRPO, G -> infinity, k3 penalty (seed 004 eq. 15).
+    """GRPO, G -> infinity, k3 penalty (GRPO-objective eq. 15).
 
     ``(2 b^2 p + 1 + sqrt(1 + 4 b^2 p (1 - p))) / (2 (1 + b^2))``.
     """
@@ -28,7 +28,7 @@ def grpo_large_g(beta: float, p: float) -> float:
 
 
 def grpo_g2_direct_kl(beta: float, p: float) -> float:
-    """GRPO, G = 2, ``k3_is`` (direct KL, seed 004 section 3): a tilted reference.
+    """GRPO, G = 2, ``k3_is`` (direct KL, GRPO-objective §3): a tilted reference.
 
     ``p e^{1/(2b)} / (p e^{1/(2b)} + (1 - p) e^{-1/(2b)})``, evaluated as a logistic function of
     ``logit(p) + 1/b`` so that small ``b`` does not overflow.

@@ -1,0 +1,1 @@
+"""RLlib's PPO as a baseline ("Proximal Policy Optimization Algorithms"), read from the same experiment YAML."""

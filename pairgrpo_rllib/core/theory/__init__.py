@@ -1,0 +1,1 @@
+"""The stationary-policy check (GRPO-objective): closed forms reproduced by training a tabular policy."""

@@ -1,1 +1,0 @@
-"""The stationary-policy check (seed 004): closed forms reproduced by training a tabular policy."""
