@@ -7,6 +7,8 @@ ports, temp dir and token; the test tears down exactly those processes.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -27,6 +29,21 @@ SPEC.update(
 )
 SPEC["rl_module"]["model_config"]["normalize_obs"] = True
 SPEC["training"]["credit"] = "step"
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _job(cluster: K.Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -68,6 +85,9 @@ def test_two_node_cluster_runs_submitted_sweeps_on_both_nodes_and_resumes_a_resu
     startup_s = time.time() - t0
     try:
         assert K.status(tmp_path / "cluster")["alive"] == [True, True]
+        assert stat.S_IMODE(os.stat(cluster.token_path).st_mode) == 0o600
+        # per-cluster ports, never Ray's fixed metrics defaults (two clusters would collide)
+        assert {cluster.autoscaler_metrics_port, cluster.dashboard_metrics_port}.isdisjoint({44217, 44227})
         # token authentication is on: the job server refuses a request without the token
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{cluster.dashboard_url}/api/jobs/", timeout=30)
@@ -119,8 +139,18 @@ def test_two_node_cluster_runs_submitted_sweeps_on_both_nodes_and_resumes_a_resu
         assert max(before) - resumed[0] + 1 <= 5  # at most one checkpoint interval redone
     finally:
         temp_dir = cluster.temp_dir
-        K.down(tmp_path / "cluster")
-    assert not K._pids_naming(temp_dir), "processes of the cluster survived `down`"
+        t_down = time.time()
+        killed = K.down(tmp_path / "cluster")
+        down_s = time.time() - t_down
+    # down waits for Ray's drain: every node left on SIGTERM, none needed SIGKILL
+    assert killed == 0, f"{killed} process(es) needed SIGKILL after {down_s:.0f} s"
+    survivors = [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if temp_dir.encode() in _read(f"/proc/{pid}/cmdline") or _pgid(pid) in cluster.node_pgids
+    ]
+    assert not survivors and not K._owned_pids(cluster), "processes of the cluster survived `down`"
+    assert not Path(temp_dir).exists() and not Path(cluster.token_path).exists()
     print(f"cluster start-up {startup_s:.1f} s")
 
 

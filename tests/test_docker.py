@@ -20,21 +20,14 @@ DOCKERFILES = [REPO / "docker" / "Dockerfile.cpu", REPO / "docker" / "Dockerfile
 
 
 def _compose(workers: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_WORKERS=workers, PYTHON=sys.executable)
-    token = REPO / "docker" / "ray_auth_token"
-    made = not token.exists()
-    if made:
-        token.write_text("test-token-not-a-secret\n")
-    try:
-        res = subprocess.run(
-            ["bash", str(REPO / "scripts" / "compose.sh"), "-f", str(REPO / "docker" / "docker-compose.yml"),
-             "config", "--format", "json"],
-            capture_output=True, text=True, timeout=300, env=env,
-        )  # fmt: skip
-    finally:
-        if made:
-            token.unlink()
-    return res
+    env = dict(
+        os.environ, RAY_WORKERS=workers, PYTHON=sys.executable, PAIRGRPO_RAY_AUTH_TOKEN="test-not-a-secret"
+    )
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "compose.sh"), "-f", str(REPO / "docker" / "docker-compose.yml"),
+         "config", "--format", "json"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
 
 
 def _compose_config(workers: str = "3") -> dict:
@@ -57,7 +50,18 @@ def test_compose_file_validates_with_compose_v2_and_keeps_the_security_defaults(
             assert port["host_ip"] == "127.0.0.1", (name, port)  # dashboard/job server: loopback only
     assert [p["target"] for p in services["ray-head"]["ports"]] == [8265]  # GCS port not published
     assert services["ray-worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
-    assert "ray_auth_token" in cfg["secrets"]
+    # the token: copied from an environment variable, owned by the container user, mode 0400
+    assert cfg["secrets"]["ray_auth_token"]["environment"] == "PAIRGRPO_RAY_AUTH_TOKEN"
+    for name, svc in services.items():
+        (secret,) = svc["secrets"]
+        mode = int(secret["mode"], 8) if isinstance(secret["mode"], str) else secret["mode"]
+        assert (secret["uid"], secret["gid"], mode) == ("1000", "1000", 0o400), (name, secret)
+        # least privilege: no capabilities, no privilege gain, read-only root, writable scratch only
+        assert svc["cap_drop"] == ["ALL"] and "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["read_only"] is True and {t.split(":")[0] for t in svc["tmpfs"]} == {
+            "/tmp",
+            "/home/ray",
+        }, name
 
 
 def test_dockerfiles_lint_clean_and_run_as_non_root_without_secrets():

@@ -351,3 +351,87 @@ def test_report_groups_search_points_and_drops_copies_a_grid_made_for_other_algo
     ]
     assert [t["seed"] for t in groups["Soft-Pair-GRPO"]] == [0, 1]  # the grid's copies are gone
     assert all(len(v) == 2 for v in groups.values())
+
+
+def _start_sweep(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [shutil.which("pairgrpo"), "sweep", str(cfg), "--output", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/tmp",
+        start_new_session=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+
+
+def _wait_for_iterations(exp: Path, proc: subprocess.Popen, at_least: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        done = [len(p.read_text().splitlines()) for p in exp.rglob("result.json")]
+        if done and min(done) >= at_least:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no {at_least} iterations in every trial before the deadline (rc {proc.poll()})")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_report(tmp_path):
+    spec = _with(stop={"iterations": 400}, checkpoint_every=2)
+    spec["training"]["eval_interval"] = 0
+    cfg = _write(tmp_path, yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    exp = out / spec["name"]
+
+    # SIGINT (Ctrl-C): exit 130, the exact resume command, a report marked incomplete
+    proc = _start_sweep(cfg, out)
+    try:
+        _wait_for_iterations(exp, proc, 3)
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted by SIGINT" in err and f"pairgrpo sweep {cfg} --resume --output {out}" in err, err[
+        -2000:
+    ]
+    report = (exp / "report.md").read_text()
+    assert "Incomplete run: 2 of 2 trials did not reach their stop criteria" in report
+
+    # a new run without --resume does not land on it; a resume with changed settings is refused
+    res = _cli("sweep", str(cfg), "--output", str(out), timeout=120)
+    assert res.returncode == 2 and "already holds a run" in res.stderr
+    res = _cli("sweep", str(cfg), "--output", str(out), "--resume", "--set", "training.lr=0.001", timeout=120)
+    assert res.returncode == 2 and "settings differ" in res.stderr and "training.lr" in res.stderr
+
+    # resumed: a second process on the same folder is refused; SIGTERM ends it as cleanly (143)
+    proc = _start_sweep(cfg, out, "--resume", "--no-report")
+    try:
+        time.sleep(3)  # past the lock, into Tune
+        res = _cli("sweep", str(cfg), "--output", str(out), "--resume", timeout=120)
+        assert res.returncode == 2 and "another pairgrpo process" in res.stderr, res.stderr
+        _wait_for_iterations(exp, proc, 6)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_yaml_numbers_as_people_write_them_and_strictness():
+    from pairgrpo_rllib.app.safe_yaml import YAMLInputError, loads
+
+    assert loads("lr: 3e-4\nsteps: 1e6\nx: 1.5e3\ny: 10\nz: '3e-4'") == {
+        "lr": 3e-4,
+        "steps": 1e6,
+        "x": 1500.0,
+        "y": 10,
+        "z": "3e-4",
+    }
+    for text, message in (("a: 1\na: 2\n", "duplicate key 'a'"), ("a: &x 1\nb: *x\n", r"alias \*x")):
+        with pytest.raises(YAMLInputError, match=message):
+            loads(text, "f.yaml")

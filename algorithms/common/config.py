@@ -13,12 +13,14 @@ is never split between minibatches or learners.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from pairgrpo_rllib.core import names
-from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS, defaults_for
+from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS, FIELDS, defaults_for
 
 
 class GroupAlgorithmConfig(AlgorithmConfig):
@@ -94,16 +96,78 @@ class GroupAlgorithmConfig(AlgorithmConfig):
 
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> None:
-        super().validate()
+        validate_rllib_settings(self)  # first: RLlib's own validate() may trip over a bad value
         validate_family(self)
+        super().validate()
 
 
 def _fail(field: str, value, fix: str):
     raise ValueError(f"{field}={value!r} is invalid: {fix}")
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_number(cfg, name: str, low: float, high: float, *, low_open=False, high_open=False, none_ok=False):
+    v = getattr(cfg, name, None)
+    if v is None and none_ok:
+        return
+    ok = _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        extra = " or null" if none_ok else ""
+        _fail(name, v, f"use a finite number in {lo}{low:g}, {high:g}{hi}{extra}")
+
+
+def check_integer(cfg, name: str, low: int, high: int, *, none_ok=False):
+    v = getattr(cfg, name, None)
+    if v is None and none_ok:
+        return
+    if not _is_int(v) or not low <= v <= high:
+        _fail(name, v, f"use an integer in [{low}, {high}]" + (" or null" if none_ok else ""))
+
+
+def validate_rllib_settings(cfg: AlgorithmConfig) -> None:
+    """RLlib settings every algorithm here uses (PPO included), checked before RLlib sees them:
+    RLlib accepts a negative, infinite or NaN learning rate and fails iterations later."""
+    lr = cfg.lr
+    if isinstance(lr, list):  # RLlib's schedule: [[timestep, value], ...]
+        if not lr or not all(
+            isinstance(x, list | tuple) and len(x) == 2 and all(map(_is_number, x)) for x in lr
+        ):
+            _fail("lr", lr, "a schedule is a list of [timestep, value] pairs of finite numbers")
+        values = [x[1] for x in lr]
+    else:
+        values = [lr]
+    for v in values:
+        if not _is_number(v) or not 0 < v <= 1:
+            _fail("lr", lr, "use a finite learning rate in (0, 1], e.g. 3e-4")
+    check_integer(cfg, "num_epochs", 1, 10_000)
+    check_integer(cfg, "train_batch_size_per_learner", 1, 10**9)
+    check_integer(cfg, "minibatch_size", 1, 10**9, none_ok=True)
+    check_number(cfg, "grad_clip", 0, 1e9, low_open=True, none_ok=True)
+    check_number(cfg, "gamma", 0, 1)
+    check_integer(cfg, "num_env_runners", 0, 4096)
+    check_integer(cfg, "num_envs_per_env_runner", 1, 4096)
+    check_integer(cfg, "num_learners", 0, 4096)
+
+
 def validate_family(cfg: GroupAlgorithmConfig) -> None:
     """Reject bad family options; every message names the field, the value and the fix."""
+    for name, field in FIELDS.items():
+        # Types from the table: a number where the default is one, a bool where it is a bool.
+        v, d = getattr(cfg, name), field.default
+        if field.rllib:
+            continue
+        if isinstance(d, bool) and not isinstance(v, bool):
+            _fail(name, v, "use true or false")
+        if _is_number(d) and not (v is None and name == "log_ratio_clamp") and not _is_number(v):
+            _fail(name, v, "use a finite number")
     choices = {
         "group_mode": names.GROUP_MODES,
         "credit": names.CREDITS,
@@ -118,8 +182,8 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
         if getattr(cfg, name) not in allowed:
             _fail(name, getattr(cfg, name), f"use one of {', '.join(map(repr, allowed))}")
     g = cfg.group_size
-    if not isinstance(g, int) or isinstance(g, bool) or g < 2:
-        _fail("group_size", g, "a group needs at least 2 members; use an integer >= 2 (default 8)")
+    if not isinstance(g, int) or isinstance(g, bool) or not 2 <= g <= 1024:
+        _fail("group_size", g, "a group needs at least 2 members; use an integer in [2, 1024] (default 8)")
     for name in ("kl_coeff", "preference_temperature", "trust_region_alpha", "trust_region_beta", "beta_pg"):
         v = getattr(cfg, name)
         if not isinstance(v, int | float) or v < 0 or v != v:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ray.rllib.algorithms.ppo import PPOConfig
 
+from pairgrpo_rllib.algorithms.common.config import check_number, validate_rllib_settings
 from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS
 
 
@@ -53,3 +54,17 @@ class PPOBaselineConfig(PPOConfig):
     @staticmethod
     def extra_options(section: str) -> set[str]:
         return set()
+
+    def validate(self) -> None:
+        """RLlib's PPO accepts a NaN learning rate or a negative clip and fails iterations later;
+        these are checked first, naming the field."""
+        validate_rllib_settings(self)
+        check_number(self, "clip_param", 0, 1, low_open=True)
+        check_number(self, "vf_clip_param", 0, 1e9, low_open=True)
+        check_number(self, "lambda_", 0, 1)
+        check_number(self, "vf_loss_coeff", 0, 1e9)
+        check_number(self, "kl_coeff", 0, 1e9)
+        check_number(self, "kl_target", 0, 1e9, low_open=True)
+        if not isinstance(self.entropy_coeff, list):
+            check_number(self, "entropy_coeff", 0, 1e9)
+        super().validate()

@@ -62,33 +62,38 @@ def _group_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an integer; allowed: an integer >= 2, or inf"
         ) from None
-    if value < 2:
+    if not 2 <= value <= MAX_GROUP_SIZE:
         raise argparse.ArgumentTypeError(
-            f"{text} is too small; allowed: an integer >= 2, or inf (a group needs two members)"
+            f"{text} is out of range; allowed: an integer in [2, {MAX_GROUP_SIZE}], or inf (a group needs two members)"
         )
     return value
 
 
-def _int_at_least(low: int):
-    """An argparse type: an integer >= ``low``, with a one-line message naming the allowed range."""
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in ``[low, high]``, with a one-line message naming the range."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not an integer; allowed: an integer >= {low}"
+                f"{text!r} is not an integer; allowed: an integer in [{low}, {high}]"
             ) from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: an integer >= {low}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range; allowed: an integer in [{low}, {high}]"
+            )
         return value
 
     parse.__name__ = "integer"
     return parse
 
 
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+MAX_GROUP_SIZE = 1024  # exact mode enumerates group compositions; larger G adds nothing to the check
+_iterations = _int_in(1, 100_000)
+_workers = _int_in(0, 64)
+_cpus = _int_in(1, 1024)
+_seed = _int_in(0, 2**31 - 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="B",
-        type=_float_in("beta", 0.0, math.inf, True, True, "beta > 0 (checked range [0.05, 3])"),
+        type=_float_in("beta", 0.0, 100.0, True, False, "0 < beta <= 100 (checked range [0.05, 3])"),
         help="KL coefficients (Hard-Pair-GRPO: its trust-region threshold beta_tr); "
         "default 0.05 0.1 0.2 0.5 1 2 3",
     )
@@ -154,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="T",
-        type=_positive_int,
+        type=_iterations,
         help="Hard-Pair-GRPO: iterations T at which pi_T(a) is compared (default 25)",
     )
     th.add_argument(
@@ -163,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="exact",
         help="exact: expected gradients to the fixed point; sampled: seeded sampled groups",
     )
-    th.add_argument("--seed", type=int, default=0, help="random seed of sampled mode (default 0)")
+    th.add_argument("--seed", type=_seed, default=0, help="random seed of sampled mode (default 0)")
     th.add_argument(
         "--backend",
         choices=("torch", "rllib"),
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--algorithm", default=None, help="which algorithm of the file (default: the first)"
             )
-            p.add_argument("--seed", type=int, default=None, help="which seed (default: the first)")
+            p.add_argument("--seed", type=_seed, default=None, help="which seed (default: the first)")
     rep = sub.add_parser("report", help="tables and learning curves of a results folder")
     rep.add_argument("results_dir", help="an experiment folder written by train/sweep")
     cl = sub.add_parser(
@@ -210,17 +215,30 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument(
         "--dir", default="results/local_cluster", help="state folder (default: results/local_cluster)"
     )
-    cl.add_argument(
-        "--workers", type=_non_negative_int, default=1, help="worker nodes besides the head (default 1)"
-    )
-    cl.add_argument(
-        "--cpus-per-node", type=_positive_int, default=1, help="CPUs each node offers (default 1)"
-    )
+    cl.add_argument("--workers", type=_workers, default=1, help="worker nodes besides the head (default 1)")
+    cl.add_argument("--cpus-per-node", type=_cpus, default=1, help="CPUs each node offers (default 1)")
     parser.subcommand_parsers = sub.choices
     return parser
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """The exact command that continues this run."""
+    import shlex
+
+    cmd = ["pairgrpo", args.command, args.config, "--resume", "--output", args.output]
+    for item in args.set:
+        cmd += ["--set", item]
+    if args.command == "train":
+        if args.algorithm:
+            cmd += ["--algorithm", args.algorithm]
+        if args.seed is not None:
+            cmd += ["--seed", str(args.seed)]
+    return shlex.join(cmd)
+
+
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import signal
+
     from pairgrpo_rllib.app import experiment as X
 
     try:
@@ -238,27 +256,43 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             spec = dict(spec, name=f"{spec['name']}_{algorithm}_seed{seed}")
     except X.ExperimentError as exc:
         parser.error(str(exc))
+    except Exception as exc:  # a check that itself failed: still one line, never a traceback
+        parser.error(
+            f"{args.config}: could not be checked ({exc.__class__.__name__}: {' '.join(str(exc).split())})"
+        )
     from pairgrpo_rllib.app import runner
+    from pairgrpo_rllib.app.report import write_report
+
+    def report(exp_dir) -> None:
+        if args.no_report:
+            return
+        try:
+            print(f"[{args.command}] report: {write_report(exp_dir)}")
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"[{args.command}] no report: {exc}", file=sys.stderr)
 
     try:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
     except X.ExperimentError as exc:
         parser.error(str(exc))
+    except runner.Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(
+            f"[{args.command}] interrupted by {name}: {exc.unfinished} of {exc.total} trial(s) did not finish; "
+            f"results so far in {exc.exp_dir}; continue with: {_resume_command(args)}",
+            file=sys.stderr,
+        )
+        report(exc.exp_dir)  # marked incomplete
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print(f"[{args.command}] interrupted; continue with: {_resume_command(args)}", file=sys.stderr)
+        return 128 + signal.SIGINT
     except runner.TrialsFailed as exc:
         print(f"[{args.command}] {exc}", file=sys.stderr)
-        if not args.no_report:  # what did finish is still worth a table; the report marks the failures
-            from pairgrpo_rllib.app.report import write_report
-
-            try:
-                print(f"[{args.command}] report: {write_report(exc.exp_dir)}")
-            except FileNotFoundError:
-                pass
+        report(exc.exp_dir)  # what did finish is still worth a table; the report marks the failures
         return EXIT_CHECK_FAILED
     print(f"[{args.command}] results in {exp_dir}")
-    if not args.no_report:
-        from pairgrpo_rllib.app.report import write_report
-
-        print(f"[{args.command}] report: {write_report(exp_dir)}")
+    report(exp_dir)
     return 0
 
 
@@ -273,8 +307,12 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         )
     try:
         out = write_report(args.results_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # no trials; a damaged trial folder (ReportInputError)
         parser.error(str(exc))
+    except OSError as exc:
+        parser.error(
+            f"cannot write the report into {args.results_dir} ({exc.strerror}); check its permissions"
+        )
     print(out.read_text())
     print(f"[report] wrote {out}")
     return 0
@@ -384,6 +422,7 @@ def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             c = K.up(args.dir, workers=args.workers, cpus_per_node=args.cpus_per_node)
             print(f"[cluster] {1 + args.workers} nodes up: GCS {c.address}, dashboard/jobs {c.dashboard_url}")
             print(f'[cluster] for `ray job submit`, run:  eval "$(pairgrpo cluster env --dir {args.dir})"')
+            print(f"[cluster] {K.LISTEN_NOTE}")
         elif args.action == "down":
             left = K.down(args.dir)
             print(f"[cluster] stopped ({left} process(es) needed SIGKILL)")

@@ -13,7 +13,20 @@ process groups, then anything still running whose command line names its temp di
     pairgrpo cluster down [--dir DIR]
 
 The state folder (default ``results/local_cluster``) holds ``cluster.json`` (ports, process groups,
-the temp dir), ``auth_token`` (mode 600) and one log per node.
+the temp dir), ``auth_token`` (created with mode 600, removed by ``down``) and one log per node.
+
+Nothing in ``cluster.json`` is trusted on its word before a signal is sent or a folder deleted:
+every node is checked to be the very process that was started (its exact command line and start
+time), stray processes must carry this cluster's id in their environment
+(``PAIRGRPO_CLUSTER_ID``, inherited by everything a node starts), and the temp dir is deleted only
+if it holds the marker file with that id.
+
+Where it listens (measured, docs/cluster.md): the dashboard and job server on 127.0.0.1 only; Ray's
+GCS, raylets, agents, client server and metrics endpoints on all interfaces, because Ray resolves
+``--node-ip-address=127.0.0.1`` to the machine's routable address and its gRPC servers bind
+0.0.0.0. Token authentication guards Ray's RPCs; the Prometheus metrics endpoints answer without a
+token. Every port is chosen per cluster (none of Ray's fixed defaults), so two clusters never
+collide. On a machine reachable from a network, firewall it.
 """
 
 from __future__ import annotations
@@ -35,6 +48,15 @@ from pathlib import Path
 DEFAULT_DIR = Path("results") / "local_cluster"
 STATE_FILE = "cluster.json"
 TOKEN_FILE = "auth_token"
+ID_VAR = "PAIRGRPO_CLUSTER_ID"
+MARKER_FILE = ".pairgrpo_cluster_id"
+TEMP_PREFIX = "pgc-"
+DRAIN_SECONDS = 60.0  # a head node takes ~35 s to drain after SIGTERM (measured); workers ~2 s
+LISTEN_NOTE = (
+    "note: the dashboard/job server listens on 127.0.0.1 only; Ray's GCS, raylets, agents and metrics "
+    "endpoints listen on all interfaces (token auth guards Ray's RPCs, not the metrics): firewall this "
+    "machine if a network can reach it (docs/cluster.md)"
+)
 
 
 class ClusterError(RuntimeError):
@@ -48,7 +70,12 @@ class Cluster:
     gcs_port: int
     dashboard_port: int
     token_path: str
+    cluster_id: str
+    autoscaler_metrics_port: int
+    dashboard_metrics_port: int
     node_pgids: list[int] = field(default_factory=list)
+    node_argv: list[list[str]] = field(default_factory=list)
+    node_start_times: list[int] = field(default_factory=list)
     cpus_per_node: int = 1
 
     @property
@@ -69,7 +96,11 @@ class Cluster:
             RAY_API_SERVER_ADDRESS=self.dashboard_url,
             OMP_NUM_THREADS="1",
             MKL_NUM_THREADS="1",
+            # Ray's fixed metrics ports (44217, 44227) would collide between two clusters.
+            AUTOSCALER_METRIC_PORT=str(self.autoscaler_metrics_port),
+            DASHBOARD_METRIC_PORT=str(self.dashboard_metrics_port),
         )
+        env[ID_VAR] = self.cluster_id
         env.pop("RAY_AUTH_TOKEN", None)  # the token file is the one source
         bindir = str(Path(sys.executable).parent)
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
@@ -83,12 +114,44 @@ class Cluster:
 
     @classmethod
     def load(cls, state_dir: str | Path) -> Cluster:
+        """The cluster recorded in ``state_dir``, checked field by field (a stale or edited file is
+        refused, never acted on)."""
         path = Path(state_dir) / STATE_FILE
         if not path.is_file():
             raise ClusterError(
                 f"no cluster state in {state_dir}; start one with `pairgrpo cluster up --dir {state_dir}`"
             )
-        return cls(**json.loads(path.read_text()))
+        damaged = (
+            f"{path} is damaged or from an older version; if no cluster of it runs, delete the file and "
+            "start a new one with `pairgrpo cluster up`"
+        )
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+            cluster = cls(**data)
+        except (OSError, ValueError, TypeError):
+            raise ClusterError(damaged) from None
+        ints = [
+            cluster.gcs_port,
+            cluster.dashboard_port,
+            cluster.autoscaler_metrics_port,
+            cluster.dashboard_metrics_port,
+        ]
+        ok = (
+            all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ints)
+            and isinstance(cluster.cluster_id, str)
+            and len(cluster.cluster_id) == 32
+            and all(isinstance(p, int) and p > 1 for p in cluster.node_pgids)
+            and len(cluster.node_argv) == len(cluster.node_pgids) == len(cluster.node_start_times)
+            and all(isinstance(a, list) and all(isinstance(x, str) for x in a) for a in cluster.node_argv)
+            and isinstance(cluster.temp_dir, str)
+            and Path(cluster.temp_dir).parent == Path("/tmp")
+            and Path(cluster.temp_dir).name.startswith(TEMP_PREFIX)
+            and Path(cluster.state_dir).resolve() == Path(state_dir).resolve()
+            and Path(cluster.token_path) == Path(cluster.state_dir) / TOKEN_FILE
+        )
+        if not ok:
+            raise ClusterError(damaged)
+        return cluster
 
 
 def _free_ports(n: int) -> list[int]:
@@ -153,7 +216,8 @@ def _node_ports(taken: set[int]) -> list[str]:
     ]
 
 
-def _spawn(cmd: list[str], env: dict, log: Path) -> int:
+def _spawn(cluster: Cluster, cmd: list[str], env: dict, log: Path) -> None:
+    """Start a node in its own process group and record who it is (pgid, exact argv, start time)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -163,7 +227,86 @@ def _spawn(cmd: list[str], env: dict, log: Path) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    return proc.pid  # == its process group id (start_new_session)
+    # Wait for exec() to replace the forked child, so that /proc shows the node's own argv (the
+    # `ray` script runs under its interpreter: argv ends with our command's arguments).
+    deadline = time.time() + 10
+    argv = _cmdline(proc.pid)
+    while (not argv or argv[-len(cmd) + 1 :] != cmd[1:]) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        argv = _cmdline(proc.pid)
+    if not argv or argv[-len(cmd) + 1 :] != cmd[1:]:
+        raise ClusterError(f"a node did not start (`{' '.join(cmd[:3])} ...`); see {log}")
+    cluster.node_pgids.append(proc.pid)  # == its process group id (start_new_session)
+    cluster.node_argv.append(argv)
+    cluster.node_start_times.append(_start_time(proc.pid) or 0)
+    cluster.save()
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid it
+    identifies one process (a pid can be reused, the pair cannot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _is_node(cluster: Cluster, index: int) -> bool:
+    """Node ``index`` still runs as the very process that was started (exact argv and start time)."""
+    pid = cluster.node_pgids[index]
+    return _cmdline(pid) == cluster.node_argv[index] and _start_time(pid) == cluster.node_start_times[index]
+
+
+def _owned_pids(cluster: Cluster, temp_dir_is_ours: bool = False) -> list[int]:
+    """This cluster's processes: those whose environment carries its id (what ``ray start`` and the
+    raylet start inherit it), and, once the temp dir is proven ours (its marker file), Ray's own
+    programs (an executable of this Python installation) that were given a path inside it (the
+    agents Ray starts with an environment of its own). A process that merely mentions the path, run
+    by any other program, is not one of them."""
+    needle = f"{ID_VAR}={cluster.cluster_id}".encode()
+    inside = cluster.temp_dir.rstrip("/") + "/"
+    prefixes = tuple({str(Path(p).resolve()) + "/" for p in (sys.prefix, sys.base_prefix)})
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                out.append(int(entry.name))
+                continue
+            if not temp_dir_is_ours:
+                continue
+            exe = os.path.realpath(entry / "exe")
+            args = _cmdline(int(entry.name)) or []
+        except OSError:
+            continue
+        if exe.startswith(prefixes) and any(inside in a for a in args[1:]):
+            out.append(int(entry.name))
+    return out
+
+
+def _marker_ok(cluster: Cluster) -> bool:
+    try:
+        return (Path(cluster.temp_dir) / MARKER_FILE).read_text().strip() == cluster.cluster_id
+    except OSError:
+        return False
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Create ``path`` with mode 600 from the start (never briefly readable by others)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _wait_for_nodes(cluster: Cluster, count: int, timeout: float) -> None:
@@ -172,8 +315,8 @@ def _wait_for_nodes(cluster: Cluster, count: int, timeout: float) -> None:
     deadline = time.time() + timeout
     last = ""
     while time.time() < deadline:
-        for pgid in cluster.node_pgids:
-            if not _group_alive(pgid):
+        for i, pgid in enumerate(cluster.node_pgids):
+            if not _is_node(cluster, i):
                 raise ClusterError(
                     f"a node process (pgid {pgid}) exited during start-up; see the logs in {cluster.state_dir}"
                 )
@@ -202,30 +345,39 @@ def up(
     state_dir: str | Path = DEFAULT_DIR, workers: int = 1, cpus_per_node: int = 1, timeout: float = 120
 ) -> Cluster:
     """Start a head node and ``workers`` worker nodes; returns when all are alive."""
-    if workers < 0 or cpus_per_node < 1:
+    if not 0 <= workers <= 64 or not 1 <= cpus_per_node <= 1024:
         raise ClusterError(
-            f"workers={workers}, cpus_per_node={cpus_per_node}: use workers >= 0 and cpus >= 1"
+            f"workers={workers}, cpus_per_node={cpus_per_node}: use 0 <= workers <= 64 and 1 <= cpus <= 1024"
         )
     state = Path(state_dir).resolve()
     if (state / STATE_FILE).is_file():
         old = Cluster.load(state)
-        if any(_group_alive(p) for p in old.node_pgids):
+        if any(_is_node(old, i) for i in range(len(old.node_pgids))):
             raise ClusterError(
                 f"a cluster from {state} is still running; stop it with `pairgrpo cluster down --dir {state}`"
             )
-    state.mkdir(parents=True, exist_ok=True)
-    token = state / TOKEN_FILE
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        token = state / TOKEN_FILE
+        _write_secret(token, secrets.token_hex(32))
+    except OSError as exc:
+        raise ClusterError(
+            f"--dir {str(state_dir)!r}: cannot write there ({exc.strerror}); choose a writable folder"
+        ) from None
     # Short temp dir: Ray's Unix sockets live below it and socket paths are limited to ~107 bytes.
-    temp_dir = tempfile.mkdtemp(prefix="pgc-", dir="/tmp")
-    gcs_port, dashboard_port, client_port = _free_ports(3)
+    temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp")
+    cluster_id = secrets.token_hex(16)
+    (Path(temp_dir) / MARKER_FILE).write_text(cluster_id)
+    gcs_port, dashboard_port, client_port, autoscaler_metrics, dashboard_metrics = _free_ports(5)
     cluster = Cluster(
         state_dir=str(state),
         temp_dir=temp_dir,
         gcs_port=gcs_port,
         dashboard_port=dashboard_port,
         token_path=str(token),
+        cluster_id=cluster_id,
+        autoscaler_metrics_port=autoscaler_metrics,
+        dashboard_metrics_port=dashboard_metrics,
         cpus_per_node=cpus_per_node,
     )
     env = cluster.env()
@@ -238,17 +390,16 @@ def up(
         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
         f"--ray-client-server-port={client_port}", f"--num-cpus={cpus_per_node}", *_node_ports(taken),
     ]  # fmt: skip
-    cluster.node_pgids.append(_spawn(head, env, state / "head.log"))
     cluster.save()
     try:
+        _spawn(cluster, head, env, state / "head.log")
         _wait_for_nodes(cluster, 1, timeout)
         for i in range(workers):
             worker = [
                 ray, "start", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
                 f"--address={cluster.address}", f"--num-cpus={cpus_per_node}", *_node_ports(taken),
             ]  # fmt: skip
-            cluster.node_pgids.append(_spawn(worker, env, state / f"worker{i + 1}.log"))
-            cluster.save()
+            _spawn(cluster, worker, env, state / f"worker{i + 1}.log")
         _wait_for_nodes(cluster, 1 + workers, timeout)
     except BaseException:
         down(state)
@@ -256,65 +407,46 @@ def up(
     return cluster
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _pids_naming(text: str) -> list[int]:
-    """Processes (of any group) whose command line contains ``text``: what a node left behind."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            out.append(int(entry.name))
-    return out
-
-
 def kill_node(cluster: Cluster, index: int, sig: int = signal.SIGKILL) -> None:
     """Kill node ``index`` (0 = head) and its process group: a node failure, for fault tests."""
-    pgid = cluster.node_pgids[index]
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
+    if _is_node(cluster, index):
+        os.killpg(cluster.node_pgids[index], sig)
 
 
-def down(state_dir: str | Path = DEFAULT_DIR, grace: float = 15.0) -> int:
-    """Stop every process of the cluster in ``state_dir``; returns how many were still alive."""
+def down(state_dir: str | Path = DEFAULT_DIR, grace: float = DRAIN_SECONDS) -> int:
+    """Stop every process of the cluster in ``state_dir``; returns how many needed SIGKILL.
+
+    Only processes proven to be this cluster's are signalled (see the module docstring).
+    """
     cluster = Cluster.load(state_dir)
+    nodes = [i for i in range(len(cluster.node_pgids)) if _is_node(cluster, i)]
     # Workers first, then the head: workers leave cleanly while the GCS still answers.
-    for pgid in reversed(cluster.node_pgids):
+    for i in reversed(nodes):
         try:
-            os.killpg(pgid, signal.SIGTERM)
+            os.killpg(cluster.node_pgids[i], signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.time() + grace
-    while time.time() < deadline and any(_group_alive(p) for p in cluster.node_pgids):
+    while time.time() < deadline and any(_is_node(cluster, i) for i in nodes):
         time.sleep(0.3)
-    stragglers = 0
-    for pgid in cluster.node_pgids:
-        if _group_alive(pgid):
-            stragglers += 1
-            os.killpg(pgid, signal.SIGKILL)
-    # Processes that left the node's group (daemonised helpers) still name the cluster's temp dir.
-    for pid in _pids_naming(cluster.temp_dir):
-        stragglers += 1
+    killed = 0
+    for i in nodes:
+        if _is_node(cluster, i):
+            killed += 1
+            os.killpg(cluster.node_pgids[i], signal.SIGKILL)
+    # Processes that left a node's group (daemonised helpers).
+    ours = _marker_ok(cluster)
+    for pid in _owned_pids(cluster, temp_dir_is_ours=ours):
+        killed += 1
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+    if ours:
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+    Path(cluster.token_path).unlink(missing_ok=True)
     (Path(state_dir) / STATE_FILE).unlink(missing_ok=True)
-    return stragglers
+    return killed
 
 
 def status(state_dir: str | Path = DEFAULT_DIR) -> dict:
@@ -323,7 +455,7 @@ def status(state_dir: str | Path = DEFAULT_DIR) -> dict:
         "address": cluster.address,
         "dashboard": cluster.dashboard_url,
         "nodes": len(cluster.node_pgids),
-        "alive": [_group_alive(p) for p in cluster.node_pgids],
+        "alive": [_is_node(cluster, i) for i in range(len(cluster.node_pgids))],
         "temp_dir": cluster.temp_dir,
     }
 

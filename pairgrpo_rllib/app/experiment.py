@@ -30,10 +30,12 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import logging
+import math
+import re
 from pathlib import Path
 
-import yaml
-
+from pairgrpo_rllib.app import safe_yaml
 from pairgrpo_rllib.core import names
 
 TOP_LEVEL = {
@@ -66,6 +68,10 @@ STOP_KEYS = {
     "time_s": names.RESULT_TIME,
 }
 SEARCH_TAGS = ("grid_search", "choice", "uniform", "loguniform", "randint")
+# An experiment's name is a folder under --output: letters, digits, ".", "_", "-"; no path parts.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_STOP = {"env_steps": 1e12, "iterations": 1e9, "time_s": 1e8}  # finite budgets only
+MAX_SEED = 2**31 - 1
 
 
 class ExperimentError(ValueError):
@@ -93,17 +99,17 @@ def read(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
 
     A base's ``name`` is not inherited: a derived file is its own experiment.
     """
+    if path.exists() and not path.is_file():
+        raise ExperimentError(f"config file {str(path)!r} is not a file; pass the path of an experiment YAML")
     if not path.is_file():
         where = f" (the base of {_chain[-1]})" if _chain else ""
         raise ExperimentError(
             f"config file {str(path)!r}{where} does not exist; pass the path of an experiment YAML"
         )
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ExperimentError(
-            f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
-        ) from None
+        spec = safe_yaml.load_file(path)
+    except safe_yaml.YAMLInputError as exc:
+        raise ExperimentError(str(exc)) from None
     if not isinstance(spec, dict):
         raise ExperimentError(
             f"{path}: the top level must be a mapping of sections, got {type(spec).__name__}"
@@ -144,15 +150,20 @@ def apply_override(spec: dict, item: str) -> None:
         raise ExperimentError(f"--set {item!r}: use key=value, e.g. training.lr=0.0003")
     key, _, raw = item.partition("=")
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ExperimentError(f"--set {item!r}: the value is not valid YAML") from None
+        value = safe_yaml.loads(raw, f"--set {item!r}")
+    except safe_yaml.YAMLInputError as exc:
+        raise ExperimentError(str(exc)) from None
     parts = key.strip().split(".")
+    if not all(parts):
+        raise ExperimentError(
+            f"--set {item!r}: the key {key!r} has an empty part; use e.g. training.lr=0.0003"
+        )
     node = spec
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ExperimentError(f"--set {item!r}: {part!r} is not a section")
+            where = ".".join(parts[: depth + 1])
+            raise ExperimentError(f"--set {item!r}: {where} is a value ({node!r}), not a section")
     node[parts[-1]] = value
 
 
@@ -162,66 +173,202 @@ def algorithms_of(spec: dict) -> list[str]:
 
 
 def check(spec: dict) -> None:
-    """Every check that needs no Ray: keys, names, env id, search tags, and each config's validate()."""
+    """Every check that needs no Ray: keys, types, finite numbers, names, env id, search tags, and
+    each algorithm's ``validate()`` for every value of every search space (one at a time)."""
     from pairgrpo_rllib.algorithms.registry import ALGORITHMS
 
     for key in spec:
         if key not in TOP_LEVEL and key not in SECTIONS:
             raise ExperimentError(
-                f"unknown top-level key {key!r}{_suggest(key, TOP_LEVEL | set(SECTIONS))}; "
+                f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL | set(SECTIONS))}; "
                 f"allowed: {', '.join(sorted(TOP_LEVEL | set(SECTIONS)))}"
             )
-    algos = algorithms_of(spec)
+    _check_name(spec.get("name"))
+    for section in SECTIONS:
+        _check_mapping(section, spec.get(section))
+    _check_numbers(spec, "")
+    _check_search_tags(spec, "")
+    algos = spec.get("algorithm")
+    if isinstance(algos, str):
+        algos = [algos]
     if not algos:
         raise ExperimentError("algorithm is missing; name one or a list of: " + ", ".join(ALGORITHMS))
+    if not isinstance(algos, list):
+        raise ExperimentError(f"algorithm={algos!r} is invalid: name one algorithm or a list of them")
     for a in algos:
-        if a not in ALGORITHMS:
+        if not isinstance(a, str) or a not in ALGORITHMS:
             raise ExperimentError(
-                f"algorithm={a!r} is unknown{_suggest(a, ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+                f"algorithm={a!r} is unknown{_suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
             )
     seeds = spec.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ExperimentError(f"seeds={seeds!r} is invalid: use a non-empty list of integers, e.g. [0, 1, 2]")
-    stop = spec.get("stop") or {}
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ExperimentError(
+            f"seeds={seeds!r} is invalid: use a non-empty list of distinct integers in [0, {MAX_SEED}], e.g. [0, 1, 2]"
+        )
+    stop = spec.get("stop")
     if not isinstance(stop, dict) or not stop:
         raise ExperimentError(
             f"stop={stop!r} is invalid: give at least one of {', '.join(STOP_KEYS)}, e.g. stop: {{env_steps: 100000}}"
         )
     for k, v in stop.items():
         if k not in STOP_KEYS:
-            raise ExperimentError(f"stop.{k} is unknown{_suggest(k, STOP_KEYS)}; use {', '.join(STOP_KEYS)}")
-        if not isinstance(v, int | float) or v <= 0:
-            raise ExperimentError(f"stop.{k}={v!r} is invalid: use a positive number")
-    mf = spec.get("max_failures", 0)
-    if not isinstance(mf, int) or isinstance(mf, bool) or mf < -1:
-        raise ExperimentError(
-            f"max_failures={mf!r} is invalid: use an integer >= 0 (retries of a failed trial; -1 = unlimited)"
-        )
-    ce = spec.get("checkpoint_every", 10)
-    if not isinstance(ce, int) or ce < 0:
-        raise ExperimentError(
-            f"checkpoint_every={ce!r} is invalid: use an integer >= 0 (iterations; 0 = only at the end)"
-        )
+            raise ExperimentError(
+                f"stop.{k} is unknown{_suggest(str(k), STOP_KEYS)}; use {', '.join(STOP_KEYS)}"
+            )
+        if not _is_number(v) or not 0 < v <= MAX_STOP[k]:
+            raise ExperimentError(
+                f"stop.{k}={v!r} is invalid: use a finite number > 0 (at most {MAX_STOP[k]:g})"
+            )
+    _check_int(
+        "max_failures", spec.get("max_failures", 0), low=-1, what="retries of a failed trial; -1 = unlimited"
+    )
+    _check_int(
+        "checkpoint_every", spec.get("checkpoint_every", 10), low=0, what="iterations; 0 = only at the end"
+    )
+    mc = spec.get("max_concurrent")
+    if mc is not None:
+        _check_int("max_concurrent", mc, low=1, what="trials at a time; leave it out for as many as fit")
     env = (spec.get("environment") or {}).get("env")
     if env is None:
         raise ExperimentError(
             "environment.env is missing; name a gymnasium id, e.g. environment: {env: HalfCheetah-v4}"
         )
+    if not isinstance(env, str):
+        raise ExperimentError(f"environment.env={env!r} is invalid: name a gymnasium id, e.g. HalfCheetah-v4")
     _check_env(env)
     per = spec.get("per_algorithm") or {}
-    for a in per:
+    if not isinstance(per, dict):
+        raise ExperimentError(f"per_algorithm={per!r} is invalid: use a mapping of algorithm -> sections")
+    for a, sections in per.items():
         # An entry for an algorithm the file does not run is allowed (a file derived with ``base``
         # may run fewer algorithms than its base); an unknown name is a typo.
         if a not in ALGORITHMS:
             raise ExperimentError(
-                f"per_algorithm.{a}: {a!r} is not an algorithm{_suggest(a, ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+                f"per_algorithm.{a}: {a!r} is not an algorithm{_suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
             )
-    for a in algos:
-        cfg = build_config(spec, a, seed=seeds[0], resolve_search=True)
-        try:
-            cfg.validate()
-        except ValueError as exc:
-            raise ExperimentError(f"{a}: {exc}") from None
+        _check_mapping(f"per_algorithm.{a}", sections)
+        for section, kv in (sections or {}).items():
+            if section not in SECTIONS:
+                raise ExperimentError(
+                    f"per_algorithm.{a}.{section} is not a builder section{_suggest(str(section), SECTIONS)}"
+                )
+            _check_mapping(f"per_algorithm.{a}.{section}", kv)
+    # RLlib logs warnings while configs are validated ("new API stack"): the user's terminal keeps
+    # one line per problem.
+    import ray.rllib  # noqa: F401  (importing it sets its logger's level; set ours after)
+
+    rllib_logger = logging.getLogger("ray.rllib")
+    level = rllib_logger.level
+    rllib_logger.setLevel(logging.ERROR)
+    try:
+        for a in algos:
+            for variant in _search_variants(sections_for(spec, a)):
+                cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)
+                try:
+                    cfg.validate()
+                except (ValueError, TypeError) as exc:
+                    raise ExperimentError(f"{a}: {_one_line(exc)}") from None
+    finally:
+        rllib_logger.setLevel(level)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_int(field: str, value, *, low: int, what: str) -> None:
+    if not _is_int(value) or value < low:
+        raise ExperimentError(f"{field}={value!r} is invalid: use an integer >= {low} ({what})")
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ExperimentError(
+            f"name={name!r} is invalid: it names the results folder under --output; use letters, digits, "
+            "'.', '_' and '-' (starting with a letter or digit, at most 100 characters), e.g. halfcheetah_run1"
+        )
+
+
+def _check_mapping(field: str, value) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise ExperimentError(
+            f"{field}={value!r} is invalid: a section is a mapping of option: value, e.g. {field}: {{key: value}}"
+        )
+    for key in value or {}:
+        if not isinstance(key, str):
+            raise ExperimentError(f"{field}: the key {key!r} is not a name; option names are words, e.g. lr")
+
+
+def _check_numbers(node, path: str) -> None:
+    """No NaN or infinity anywhere: a budget of .inf never ends, an lr of .nan trains on garbage."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ExperimentError(f"{path}={node!r} is invalid: use a finite number")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_numbers(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_numbers(v, f"{path}[{i}]")
+
+
+def _tag(value) -> str | None:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
+        return next(iter(value))
+    return None
+
+
+def _check_search_tags(node, path: str) -> None:
+    """Search spaces well formed: grid/choice a non-empty list, ranges two numbers low < high."""
+    tag = _tag(node)
+    if tag is not None:
+        arg = node[tag]
+        where = f"{path}.{tag}"
+        if tag in ("grid_search", "choice"):
+            if not isinstance(arg, list) or not arg:
+                raise ExperimentError(
+                    f"{where}={arg!r} is invalid: give a non-empty list of values, e.g. [0.1, 0.2]"
+                )
+            return
+        ok = isinstance(arg, list) and len(arg) == 2 and all(_is_number(x) for x in arg) and arg[0] < arg[1]
+        if tag == "loguniform":
+            ok = ok and arg[0] > 0
+        if tag == "randint":
+            ok = ok and all(_is_int(x) for x in arg)
+        if not ok:
+            need = {"uniform": "two numbers", "loguniform": "two numbers > 0", "randint": "two integers"}[tag]
+            raise ExperimentError(f"{where}={arg!r} is invalid: give [low, high], {need} with low < high")
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_search_tags(v, f"{path}.{k}" if path else str(k))
+
+
+def _search_variants(sections: dict) -> list[dict]:
+    """The sections with every search space at its first value, then each other grid/choice value
+    in turn (one key at a time), so that every value a trial can get is validated."""
+    base = copy.deepcopy(sections)
+    variants = [base]
+    for section, kv in sections.items():
+        for key, value in (kv or {}).items():
+            if _tag(value) in ("grid_search", "choice"):
+                for alternative in value[_tag(value)][1:]:
+                    variant = copy.deepcopy(base)
+                    variant[section][key] = alternative
+                    variants.append(variant)
+    return variants
 
 
 def _check_env(env: str) -> None:
@@ -238,9 +385,13 @@ def _check_env(env: str) -> None:
 
 
 def _first(value):
-    """The first value of a search-space tag (for checks before Ray starts)."""
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
-        return next(iter(value.values()))[0]  # grid/choice: first value; ranges: the low end
+    """``value`` with every search-space tag, at any depth, replaced by its first value (ranges:
+    the low end), for checks before Ray starts."""
+    tag = _tag(value)
+    if tag is not None:
+        return _first(value[tag][0])
+    if isinstance(value, dict):
+        return {k: _first(v) for k, v in value.items()}
     return value
 
 
@@ -300,8 +451,8 @@ def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: b
                 raise ExperimentError(f"{section}.{k} is not an option of {algo}{_suggest(k, allowed)}")
         try:
             method(**kv)
-        except (TypeError, ValueError) as exc:
-            raise ExperimentError(f"{algo}: {section}: {exc}") from None
+        except Exception as exc:  # RLlib's builders raise many kinds on bad values
+            raise ExperimentError(f"{algo}: {section}: {_one_line(exc)}") from None
     cfg.debugging(seed=seed)
     return cfg
 

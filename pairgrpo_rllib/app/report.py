@@ -79,11 +79,28 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+class ReportInputError(ValueError):
+    """A damaged trial folder; the message names the file and the fix."""
+
+
+def _read_text(path: Path, results_dir) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReportInputError(
+            f"{path}: not a text file; the trial folder is damaged: move {path.parent.name} out of {results_dir}"
+        ) from None
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+
+
 def load_trials(results_dir: str | Path) -> list[dict]:
     """Every trial below ``results_dir``: algorithm, seed and its rows (flat dicts of floats).
 
     Rows come from ``result.json`` (one JSON object per iteration): ``progress.csv`` fixes its
-    columns at the first iteration and drops keys that appear later (evaluation results).
+    columns at the first iteration and drops keys that appear later (evaluation results). A line
+    that is not a JSON object (cut by a kill) is skipped; a params.json or result.json that cannot
+    be read at all raises ``ReportInputError`` naming the file.
     """
     trials = []
     for params in sorted(Path(results_dir).rglob("params.json")):
@@ -91,28 +108,53 @@ def load_trials(results_dir: str | Path) -> list[dict]:
         result = folder / "result.json"
         if not result.is_file():
             continue
-        cfg = json.loads(params.read_text())
+        try:
+            cfg = json.loads(_read_text(params, results_dir))
+        except json.JSONDecodeError as exc:
+            cfg = exc
+        if not isinstance(cfg, dict):
+            raise ReportInputError(
+                f"{params}: not a Tune trial's params.json (not a JSON object); the trial folder is damaged: "
+                f"move {folder.name} out of {results_dir}"
+            )
         rows = []
-        for line in result.read_text().splitlines():
+        for line in _read_text(result, results_dir).splitlines():
             line = line.strip()
             if not line:
                 continue
             try:
-                rows.append({k: _num(v) for k, v in flatten(json.loads(line)).items()})
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill: the rest of the file is still good
+            if isinstance(row, dict):
+                rows.append({k: _num(v) for k, v in flatten(row).items()})
         if rows:
+            spec = cfg.get("spec") if isinstance(cfg.get("spec"), dict) else {}
             trials.append(
                 {
-                    "algorithm": cfg.get("algorithm", "?"),
+                    "algorithm": str(cfg.get("algorithm", "?")),
                     "seed": cfg.get("seed"),
                     "rows": rows,
                     "dir": folder,
                     "failures": count_failures(folder),
-                    "spec": cfg.get("spec") or {},
+                    "spec": spec,
+                    "finished": reached_stop(rows[-1], spec.get("stop") or {}),
                 }
             )
     return trials
+
+
+def reached_stop(flat_row: dict, stop: dict) -> bool:
+    """Whether a result (flattened with "/") met any of the experiment's stop criteria, as Tune stops
+    a trial. With no stop criteria known the trial counts as finished."""
+    if not isinstance(stop, dict) or not stop:
+        return True
+    keys = {"env_steps": STEPS, "iterations": names.RESULT_ITERATION, "time_s": names.RESULT_TIME}
+    for k, v in stop.items():
+        got = flat_row.get(keys.get(k, ""))
+        if isinstance(got, int | float) and isinstance(v, int | float) and got >= v:
+            return True
+    return False
 
 
 def group_trials(trials: list[dict]) -> dict[str, list[dict]]:
@@ -266,6 +308,21 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
+    unfinished = [t for t in trials if not t["finished"]]
+    if unfinished:
+        lines[2:2] = [
+            f"**Incomplete run: {len(unfinished)} of {len(trials)} trials did not reach their stop criteria** "
+            "(interrupted, or still running); their numbers are partial. Continue with `--resume`.",
+            "",
+            "| algorithm | seed | env steps reached | iterations | folder |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {t['algorithm']} | {t['seed']} | {int(_last(t['rows'], STEPS) or 0):,} | "
+                f"{int(_last(t['rows'], names.RESULT_ITERATION) or 0)} | {t['dir'].name} |"
+                for t in unfinished
+            ),
+            "",
+        ]
     failed = [t for t in trials if t["failures"]]
     if failed:
         lines += [

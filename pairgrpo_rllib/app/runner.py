@@ -6,19 +6,30 @@ trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``
 written to a temporary folder and moved into place by Tune) and resume after a kill
 (``Tuner.restore``). On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
 named by ``RAY_ADDRESS``.
+
+Before Ray starts, :func:`prepare` makes sure the run can be written and is the one the user means:
+the output folder can be created and written, a new run never lands on an old one, a resumed run has
+exactly the settings it started with (saved in ``pairgrpo_experiment.json``), and a lock file keeps a
+second process from writing into the same experiment folder. An interrupted run (SIGINT, SIGTERM)
+stops its trials at the next result, saves Tune's state and raises :class:`Interrupted`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 from ray import tune
 
 from pairgrpo_rllib.app import experiment as X
-from pairgrpo_rllib.app.report import flatten
+from pairgrpo_rllib.app.report import flatten, reached_stop
 from pairgrpo_rllib.core import names
 
 
@@ -100,6 +111,123 @@ def param_space(spec: dict, algorithm: str | None = None, seed: int | None = Non
     }
 
 
+SPEC_FILE = "pairgrpo_experiment.json"
+LOCK_FILE = ".pairgrpo.lock"
+_LOCKS: list[int] = []  # open lock files, held until the process exits
+
+
+def prepare(
+    spec: dict,
+    output_dir: str | Path,
+    *,
+    resume: bool = False,
+    algorithm: str | None = None,
+    seed: int | None = None,
+) -> Path:
+    """Everything that must hold before Ray starts; returns the experiment folder, locked.
+
+    Raises ``ExperimentError`` (one line: what, where, the fix) when the output cannot be written,
+    a new run would land on an old one, there is nothing to resume, the resumed settings differ, or
+    another process holds the folder.
+    """
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise X.ExperimentError(f"--output {str(output_dir)!r} is a file; pass a folder (created if missing)")
+    storage = out.resolve()
+    exp_dir = storage / spec["name"]
+    run = {"spec": spec, "algorithm": algorithm, "seed": seed}
+    has_run = (exp_dir / "tuner.pkl").exists() or any(exp_dir.glob("experiment_state*.json"))
+    if resume:
+        if not has_run:
+            raise X.ExperimentError(
+                f"--resume: nothing to resume in {exp_dir}; run without --resume first (or check --output and name)"
+            )
+        _check_same_settings(exp_dir, run)
+    elif has_run:
+        raise X.ExperimentError(
+            f"{exp_dir} already holds a run; continue it with --resume, or start a new one under another "
+            "name (--set name=...) or --output"
+        )
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=exp_dir, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise X.ExperimentError(
+            f"--output {str(output_dir)!r}: cannot write {exp_dir} ({exc.strerror or exc}); choose a writable folder"
+        ) from None
+    _lock(exp_dir)
+    if not resume:
+        _write_json_atomically(exp_dir / SPEC_FILE, run)
+    return exp_dir
+
+
+def _lock(exp_dir: Path) -> None:
+    fd = os.open(exp_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise X.ExperimentError(
+            f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; wait for it to end, "
+            "or use another --output or name"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _LOCKS.append(fd)  # the lock ends with the process, however it ends
+
+
+def _write_json_atomically(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _flat(d, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not X._tag(v):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _check_same_settings(exp_dir: Path, run: dict) -> None:
+    """``--resume`` continues the run that was started: changed settings are refused, not ignored."""
+    saved_path = exp_dir / SPEC_FILE
+    if not saved_path.is_file():
+        print(
+            f"[resume] {saved_path.name} is missing (a run started by an older version): settings not compared"
+        )
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, ValueError):
+        raise X.ExperimentError(
+            f"--resume: {saved_path} is unreadable; restore it, or start a new run"
+        ) from None
+    now, before = _flat(json.loads(json.dumps(run))), _flat(saved)
+    changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    if changed:
+        shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])
+        more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
+        raise X.ExperimentError(
+            f"--resume: the settings differ from the run in {exp_dir} ({shown}{more}); a resumed run keeps "
+            "its settings: resume without the changes, or start a new run under another name or --output"
+        )
+
+
+class Interrupted(RuntimeError):
+    """The run was stopped by a signal before every trial finished; Tune's state is saved."""
+
+    def __init__(self, exp_dir: Path, signum: int, unfinished: int, total: int):
+        super().__init__(f"{unfinished} of {total} trial(s) did not finish")
+        self.exp_dir, self.signum, self.unfinished, self.total = exp_dir, signum, unfinished, total
+
+
 def run(
     spec: dict,
     output_dir: str | Path = "results",
@@ -114,8 +242,8 @@ def run(
 
     from pairgrpo_rllib.algorithms.registry import register_with_tune
 
-    storage = Path(output_dir).resolve()
-    exp_dir = storage / spec["name"]
+    exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
+    storage = exp_dir.parent
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         ray.init(
@@ -127,8 +255,6 @@ def run(
         )
     register_with_tune()
     if resume:
-        if not tune.Tuner.can_restore(str(exp_dir)):
-            raise X.ExperimentError(f"--resume: nothing to resume in {exp_dir}; run without --resume first")
         tuner = tune.Tuner.restore(
             str(exp_dir), trainable=AlgorithmTrial, resume_unfinished=True, resume_errored=True
         )
@@ -151,7 +277,14 @@ def run(
                 verbose=verbose,
             ),
         )
-    results = tuner.fit()
+    results, signum = _fit_handling_signals(tuner)
+    # SIGINT during fit() is handled by Tune's own handler (we only see SIGTERM): an error-free trial
+    # that did not reach its stop criteria after fit() returned was interrupted.
+    unfinished = [
+        r for r in results if r.error is None and not reached_stop(flatten(r.metrics or {}), spec["stop"])
+    ]
+    if unfinished:
+        raise Interrupted(exp_dir, signum or signal.SIGINT, len(unfinished), len(results))
     failed = [r for r in results if r.error is not None]
     if failed:
         first = str(failed[0].error).strip().splitlines()
@@ -162,6 +295,33 @@ def run(
             f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
         )
     return exp_dir
+
+
+def _fit_handling_signals(tuner):
+    """``tuner.fit()``; SIGTERM is turned into Tune's graceful SIGINT stop (trials stop at their next
+    result, the experiment state is saved), and the signal that stopped the run is returned."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return tuner.fit(), None
+
+    def on_sigterm(signum, frame):
+        received.append(signum)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def on_sigint(signum, frame):  # before Tune installs its own handler, and after it is gone
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm), signal.signal(signal.SIGINT, on_sigint)
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        received.append(signal.SIGINT)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    return results, (received[0] if received else None)
 
 
 class TrialsFailed(RuntimeError):
