@@ -123,6 +123,23 @@ SPEC_CASES = [
         "lambda_",
     ),
     ("ppo-lr-nan", _spec(algorithm=["PPO"], training__lr=NAN), "lr"),
+    ("model-config-word", _spec(rl_module={"model_config": "big"}), "model_config"),
+    ("hiddens-negative", _spec(rl_module={"model_config": {"fcnet_hiddens": [-1]}}), "fcnet_hiddens"),
+    (
+        "activation-unknown",
+        _spec(rl_module={"model_config": {"fcnet_activation": "swish"}}),
+        "fcnet_activation",
+    ),
+    (
+        "ppo-log-std-huge",
+        _spec(algorithm=["PPO"], rl_module={"model_config": {"initial_log_std": 100}}),
+        "initial_log_std",
+    ),
+    (
+        "ppo-evaluation-interval-negative",
+        _spec(algorithm=["PPO"], evaluation={"evaluation_interval": -5}),
+        "evaluation_interval",
+    ),
     ("duplicate-key", "name: t\nname: u\n", "duplicate key"),
     ("alias", "a: &x [1, 2]\nb: *x\n", "alias"),
     (

@@ -140,16 +140,18 @@ def test_two_node_cluster_runs_submitted_sweeps_on_both_nodes_and_resumes_a_resu
     finally:
         temp_dir = cluster.temp_dir
         t_down = time.time()
-        killed = K.down(tmp_path / "cluster")
+        stopped = K.down(tmp_path / "cluster")
         down_s = time.time() - t_down
     # down waits for Ray's drain: every node left on SIGTERM, none needed SIGKILL
-    assert killed == 0, f"{killed} process(es) needed SIGKILL after {down_s:.0f} s"
-    survivors = [
+    assert stopped["nodes_killed"] == 0, f"{stopped} after {down_s:.0f} s"
+    print(f"cluster down {down_s:.1f} s, leftovers killed: {stopped['leftovers_killed']}")
+    survivors = [  # live processes only: a zombie is dead, waiting for its parent to reap it
         pid
-        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        for pid in K._all_pids()
         if temp_dir.encode() in _read(f"/proc/{pid}/cmdline") or _pgid(pid) in cluster.node_pgids
     ]
-    assert not survivors and not K._owned_pids(cluster), "processes of the cluster survived `down`"
+    shown = [_read(f"/proc/{pid}/cmdline").replace(b"\0", b" ")[:200] for pid in survivors]
+    assert not survivors and not K._owned_pids(cluster), f"processes of the cluster survived `down`: {shown}"
     assert not Path(temp_dir).exists() and not Path(cluster.token_path).exists()
     print(f"cluster start-up {startup_s:.1f} s")
 

@@ -312,11 +312,11 @@ def test_theory_exits_nonzero_when_a_row_misses():
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["--beta", "0"], ["--beta", "> 0"]),
-        (["--beta", "-2"], ["--beta", "> 0"]),
+        (["--beta", "0"], ["--beta", "0 < beta <= 100"]),
+        (["--beta", "-2"], ["--beta", "0 < beta <= 100"]),
         (["--pref", "1.5"], ["--pref", "0 < pref < 1"]),
         (["--pref", "0"], ["--pref", "0 < pref < 1"]),
-        (["--group-size", "1"], ["--group-size", ">= 2"]),
+        (["--group-size", "1"], ["--group-size", "[2, 1024]"]),
         (["--algorithm", "ppo"], ["--algorithm", "grpo"]),
         (["--algorithm", "grpo", "--group-size", "5"], ["--group-size", "use 2"]),
         (["--beta", "nan"], ["--beta"]),

@@ -97,6 +97,7 @@ class GroupAlgorithmConfig(AlgorithmConfig):
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> None:
         validate_rllib_settings(self)  # first: RLlib's own validate() may trip over a bad value
+        validate_model_config(self.model_config)
         validate_family(self)
         super().validate()
 
@@ -155,6 +156,37 @@ def validate_rllib_settings(cfg: AlgorithmConfig) -> None:
     check_integer(cfg, "num_env_runners", 0, 4096)
     check_integer(cfg, "num_envs_per_env_runner", 1, 4096)
     check_integer(cfg, "num_learners", 0, 4096)
+
+
+def validate_model_config(mc: dict) -> None:
+    """The ``rl_module.model_config`` keys this project reads (RLlib's PPO takes the first two too)."""
+    hiddens = mc.get("fcnet_hiddens", [])
+    if not isinstance(hiddens, list | tuple) or not all(_is_int(h) and 1 <= h <= 65536 for h in hiddens):
+        _fail(
+            "model_config.fcnet_hiddens",
+            hiddens,
+            "use a list of layer widths, integers in [1, 65536], e.g. [64, 64]",
+        )
+    act = mc.get("fcnet_activation", "tanh")
+    if act not in ("tanh", "relu"):
+        _fail("model_config.fcnet_activation", act, "use 'tanh' or 'relu'")
+    log_std = mc.get("initial_log_std", -0.5)
+    if not _is_number(log_std) or not -20 <= log_std <= 5:
+        _fail("model_config.initial_log_std", log_std, "use a number in [-20, 5] (-0.5 is the default)")
+    if not isinstance(mc.get("normalize_obs", False), bool):
+        _fail("model_config.normalize_obs", mc.get("normalize_obs"), "use true or false")
+    probs = mc.get("init_action_probs")
+    if probs is not None and (
+        not isinstance(probs, list | tuple)
+        or not probs
+        or not all(_is_number(p) and 0 < p < 1 for p in probs)
+        or abs(sum(probs) - 1) > 1e-6
+    ):
+        _fail(
+            "model_config.init_action_probs",
+            probs,
+            "use probabilities in (0, 1) that sum to 1, e.g. [0.25, 0.75]",
+        )
 
 
 def validate_family(cfg: GroupAlgorithmConfig) -> None:

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 from ray.rllib.algorithms.ppo import PPOConfig
 
-from pairgrpo_rllib.algorithms.common.config import check_number, validate_rllib_settings
+from pairgrpo_rllib.algorithms.common.config import (
+    check_integer,
+    check_number,
+    validate_model_config,
+    validate_rllib_settings,
+)
 from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS
 
 
@@ -42,6 +47,7 @@ class PPOBaselineConfig(PPOConfig):
             from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
             model_config = dict(options["model_config"])
+            validate_model_config(model_config)  # the shared keys, before translation drops ours
             if model_config.get("normalize_obs"):
                 self.env_runners(env_to_module_connector=_mean_std_filter)
             known = set(DefaultModelConfig.__dataclass_fields__)
@@ -59,6 +65,9 @@ class PPOBaselineConfig(PPOConfig):
         """RLlib's PPO accepts a NaN learning rate or a negative clip and fails iterations later;
         these are checked first, naming the field."""
         validate_rllib_settings(self)
+        if self.evaluation_interval is not None:
+            check_integer(self, "evaluation_interval", 1, 10**6)
+        check_integer(self, "evaluation_duration", 1, 10**6)
         check_number(self, "clip_param", 0, 1, low_open=True)
         check_number(self, "vf_clip_param", 0, 1e9, low_open=True)
         check_number(self, "lambda_", 0, 1)

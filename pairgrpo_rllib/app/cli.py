@@ -424,8 +424,12 @@ def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             print(f'[cluster] for `ray job submit`, run:  eval "$(pairgrpo cluster env --dir {args.dir})"')
             print(f"[cluster] {K.LISTEN_NOTE}")
         elif args.action == "down":
-            left = K.down(args.dir)
-            print(f"[cluster] stopped ({left} process(es) needed SIGKILL)")
+            res = K.down(args.dir)
+            left = res["leftovers_killed"]
+            print(
+                f"[cluster] stopped: {res['nodes_killed']} node(s) did not drain in {K.DRAIN_SECONDS:.0f} s and were "
+                f"killed; {len(left)} leftover process(es) killed{(': ' + ', '.join(left)) if left else ''}"
+            )
         elif args.action == "status":
             print(json.dumps(K.status(args.dir), indent=2))
         else:

@@ -266,6 +266,14 @@ def _is_node(cluster: Cluster, index: int) -> bool:
     return _cmdline(pid) == cluster.node_argv[index] and _start_time(pid) == cluster.node_start_times[index]
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def _owned_pids(cluster: Cluster, temp_dir_is_ours: bool = False) -> list[int]:
     """This cluster's processes: those whose environment carries its id (what ``ray start`` and the
     raylet start inherit it), and, once the temp dir is proven ours (its marker file), Ray's own
@@ -413,15 +421,20 @@ def kill_node(cluster: Cluster, index: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(cluster.node_pgids[index], sig)
 
 
-def down(state_dir: str | Path = DEFAULT_DIR, grace: float = DRAIN_SECONDS) -> int:
-    """Stop every process of the cluster in ``state_dir``; returns how many needed SIGKILL.
+def down(state_dir: str | Path = DEFAULT_DIR, grace: float = DRAIN_SECONDS) -> dict:
+    """Stop every process of the cluster in ``state_dir``.
 
-    Only processes proven to be this cluster's are signalled (see the module docstring).
+    Each node gets SIGTERM (workers first) and up to ``grace`` seconds to drain and exit; a node
+    still running then is killed. Processes a node leaves behind in its group (idle Ray workers,
+    job drivers) get a few seconds more, then SIGKILL, as do strays outside the groups. Only
+    processes proven to be this cluster's are signalled (see the module docstring).
+
+    Returns ``{"nodes_killed": n, "leftovers_killed": [names]}``: nodes that did not drain in time,
+    and the other processes that had to be killed.
     """
     cluster = Cluster.load(state_dir)
     nodes = [i for i in range(len(cluster.node_pgids)) if _is_node(cluster, i)]
-    # Workers first, then the head: workers leave cleanly while the GCS still answers.
-    for i in reversed(nodes):
+    for i in reversed(nodes):  # workers first: they leave cleanly while the GCS still answers
         try:
             os.killpg(cluster.node_pgids[i], signal.SIGTERM)
         except ProcessLookupError:
@@ -429,15 +442,23 @@ def down(state_dir: str | Path = DEFAULT_DIR, grace: float = DRAIN_SECONDS) -> i
     deadline = time.time() + grace
     while time.time() < deadline and any(_is_node(cluster, i) for i in nodes):
         time.sleep(0.3)
-    killed = 0
+    nodes_killed = 0
     for i in nodes:
         if _is_node(cluster, i):
-            killed += 1
+            nodes_killed += 1
             os.killpg(cluster.node_pgids[i], signal.SIGKILL)
-    # Processes that left a node's group (daemonised helpers).
+    # A verified node's group keeps its id while any member lives (Linux never hands a live group's
+    # id to a new process), so its members are the node's own children even after the node exited.
+    groups = [cluster.node_pgids[i] for i in nodes]
+    deadline = time.time() + 5.0
+    while time.time() < deadline and any(_group_alive(g) for g in groups):
+        time.sleep(0.3)
     ours = _marker_ok(cluster)
-    for pid in _owned_pids(cluster, temp_dir_is_ours=ours):
-        killed += 1
+    leftovers = [pid for pid in _all_pids() if _pgid(pid) in groups]
+    leftovers += [pid for pid in _owned_pids(cluster, temp_dir_is_ours=ours) if pid not in leftovers]
+    names = []
+    for pid in leftovers:
+        names.append(" ".join((_cmdline(pid) or ["?"])[:2])[:80])
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -446,7 +467,29 @@ def down(state_dir: str | Path = DEFAULT_DIR, grace: float = DRAIN_SECONDS) -> i
         shutil.rmtree(cluster.temp_dir, ignore_errors=True)
     Path(cluster.token_path).unlink(missing_ok=True)
     (Path(state_dir) / STATE_FILE).unlink(missing_ok=True)
-    return killed
+    return {"nodes_killed": nodes_killed, "leftovers_killed": names}
+
+
+def _all_pids() -> list[int]:
+    """Every live process but this one (zombies, dead and waiting to be reaped, are not live)."""
+    out = []
+    for e in Path("/proc").iterdir():
+        if not e.name.isdigit() or int(e.name) == os.getpid():
+            continue
+        try:
+            state = (e / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            out.append(int(e.name))
+    return out
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def status(state_dir: str | Path = DEFAULT_DIR) -> dict:

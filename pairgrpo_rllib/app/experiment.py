@@ -188,6 +188,15 @@ def check(spec: dict) -> None:
         _check_mapping(section, spec.get(section))
     _check_numbers(spec, "")
     _check_search_tags(spec, "")
+    model_configs = [("rl_module.model_config", (spec.get("rl_module") or {}).get("model_config"))]
+    for a, sections in (
+        (spec.get("per_algorithm") or {}).items() if isinstance(spec.get("per_algorithm"), dict) else []
+    ):
+        rl_module = (sections or {}).get("rl_module") if isinstance(sections, dict) else None
+        if isinstance(rl_module, dict):
+            model_configs.append((f"per_algorithm.{a}.rl_module.model_config", rl_module.get("model_config")))
+    for where, model_config in model_configs:
+        _check_mapping(where, model_config)
     algos = spec.get("algorithm")
     if isinstance(algos, str):
         algos = [algos]
@@ -438,7 +447,10 @@ def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: b
         kv = dict(sections.get(section) or {})
         if resolve_search:
             kv = {k: _first(v) for k, v in kv.items()}
-        kv = cfg.experiment_section(section, kv)
+        try:
+            kv = cfg.experiment_section(section, kv)
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(f"{algo}: {section}: {_one_line(exc)}") from None
         if not kv:
             continue
         method = getattr(cfg, section)
