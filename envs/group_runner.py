@@ -28,6 +28,7 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.distributions import action_logp
+from pairgrpo_rllib.core.seeding import derive_seed
 from pairgrpo_rllib.envs.group_batch import collate
 
 
@@ -85,9 +86,14 @@ class GroupEnvRunner(SingleAgentEnvRunner):
         self._trunk = make_env(cfg) if cfg.group_mode == "branch" else None
         self._trunk_obs = None
         self._trunk_return = 0.0
-        base = int(cfg.sample_seed) * 1_000_003 + 7919 * int(self.worker_index)
-        self._rng = np.random.default_rng(base)
-        self._torch_gen = torch.Generator().manual_seed(base)
+        # Every stream from the trial's seed (debugging(seed=...)), the sample_seed offset and the
+        # runner's index: independent across seeds and runners, reproducible for one seed.
+        self._rng = np.random.default_rng(
+            derive_seed(cfg.seed, cfg.sample_seed, "start states", self.worker_index)
+        )
+        self._torch_gen = torch.Generator().manual_seed(
+            derive_seed(cfg.seed, cfg.sample_seed, "action noise", self.worker_index)
+        )
         space = self._members[0].action_space
         self._gaussian = isinstance(space, gym.spaces.Box)
         self._low = getattr(space, "low", None)

@@ -570,3 +570,66 @@ def test_evaluation_does_not_shift_the_sampling_stream(local_ray):
     finally:
         a.stop()
         b.stop()
+
+
+# ---- a study's trials: independent seeds, per-iteration statistics -----------------------------
+
+
+def _first_batch(seed: int, mode: str):
+    algo = small_config("GRPO", mode=mode).debugging(seed=seed).build_algo()
+    try:
+        batch = algo._sample()
+        labels = algo.label_generator.initial_seed()
+        weights = _weights(_learner(algo).module[DEFAULT_MODULE_ID])
+        return batch, labels, weights
+    finally:
+        algo.stop()
+
+
+def test_every_random_stream_of_a_trial_derives_from_its_seed(local_ray):
+    """Two seeds share no start state, action noise or label stream; one seed reproduces exactly."""
+    a, labels_a, weights_a = _first_batch(0, "branch")
+    b, labels_b, weights_b = _first_batch(1, "branch")
+    again, labels_again, weights_again = _first_batch(0, "branch")
+    assert not np.allclose(a[names.OBS][:, 0, 0], b[names.OBS][:, 0, 0])  # start states
+    assert not np.allclose(a[names.ACTIONS], b[names.ACTIONS])
+    assert labels_a != labels_b
+    assert any(not torch.equal(weights_a[k], weights_b[k]) for k in weights_a)  # initial weights
+    for key in (names.OBS, names.ACTIONS, names.ACTION_LOGP, names.REWARDS):
+        assert np.array_equal(a[key], again[key]), key
+    assert labels_again == labels_a and all(torch.equal(weights_a[k], weights_again[k]) for k in weights_a)
+
+
+def test_learner_statistics_are_per_iteration_means_and_the_move_is_measured(local_ray):
+    # 2 groups per batch, minibatches of 1 group, 3 epochs: 6 optimizer steps an iteration
+    algo = small_config("GRPO", num_epochs=3, minibatch_size=1).build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+            learner = result["learners"][DEFAULT_MODULE_ID]
+            assert learner["num_minibatch_updates"] == 6  # counted per iteration, not cumulated
+            assert result["kl_new_old"] > 0 and np.isfinite(result["kl_new_old"])
+            assert np.isfinite(result["grad_norm_cv"]) and result["grad_norm_cv"] >= 0
+    finally:
+        algo.stop()
+
+
+def test_grad_cosine_reference_is_grpo_with_grpos_defaults(local_ray):
+    """PG-GRPO's own advantages are shift-only; the GRPO it is compared with normalises by the std."""
+    algo = small_config("PG-GRPO").build_algo()
+    try:
+        batch = algo._sample()
+        batch.pop(names.EPISODE_RETURNS)
+        batch.pop(names.ENV_STEPS)
+        scores = torch.as_tensor(batch[names.SCORES], dtype=torch.float64)
+        out = algo.learner_batch(batch, with_grpo_advantages=True)
+        assert np.allclose(out[names.ADVANTAGES], group_advantages(scores, "mean").numpy(), atol=1e-5)
+        assert np.allclose(
+            out[names.GRPO_ADVANTAGES], group_advantages(scores, "mean_std").numpy(), atol=1e-5
+        )
+    finally:
+        algo.stop()
+    from pairgrpo_rllib.core.defaults import grpo_reference
+
+    assert grpo_reference("Hard-Pair-GRPO")["kl_coeff"] == 0.04
+    assert grpo_reference("GRPO") == {} and grpo_reference("Soft-Pair-GRPO") == {"pairs": "all"}

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pairgrpo_rllib.app import cluster as K
-from pairgrpo_rllib.app.report import reported_iterations
+from pairgrpo_rllib.app.report import reported_iterations, trial_fields
 
 BIN = Path(sys.executable).parent
 SPEC = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())
@@ -67,7 +67,7 @@ def _wait(predicate, timeout: float) -> None:
 def _node_ids(exp_dir: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for result in exp_dir.rglob("result.json"):
-        algo = json.loads((result.parent / "params.json").read_text())["algorithm"]
+        algo, _, _ = trial_fields(json.loads((result.parent / "params.json").read_text()))
         for line in result.read_text().splitlines():
             if line.strip():
                 out.setdefault(algo, set()).add(json.loads(line)["node_id"])

@@ -435,3 +435,37 @@ def test_yaml_numbers_as_people_write_them_and_strictness():
     for text, message in (("a: 1\na: 2\n", "duplicate key 'a'"), ("a: &x 1\nb: *x\n", r"alias \*x")):
         with pytest.raises(YAMLInputError, match=message):
             loads(text, "f.yaml")
+
+
+def test_rllib_evaluations_repeated_in_later_rows_count_once():
+    """RLlib's PPO repeats its last evaluation in the rows of iterations where none ran."""
+    from pairgrpo_rllib.app.report import eval_curve
+
+    def row(it, value):
+        return {
+            "training_iteration": it,
+            "env_runners/num_env_steps_sampled_lifetime": 1000 * it,
+            "evaluation/env_runners/episode_return_mean": value,
+        }
+
+    rows = [row(1, None), row(2, 5.0), row(3, 5.0), row(4, 7.0), row(5, 7.0), row(6, 7.0)]
+    rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    # evaluation_interval 2: evaluations ran at 2, 4 and 6 (6 equals 4 by chance and still counts)
+    assert eval_curve(rows, 2) == [(2000, 5.0), (4000, 7.0), (6000, 7.0)]
+    # interval unknown: a repeated value is a copy
+    assert eval_curve(rows, None) == [(2000, 5.0), (4000, 7.0)]
+
+
+def test_a_per_algorithm_grid_multiplies_only_its_algorithm():
+    from ray.tune.search.variant_generator import generate_variants
+
+    from pairgrpo_rllib.app import runner
+
+    spec = X.load(REPO / "tune_configs" / "hard_pair_ablation.yaml")
+    variants = [v for _, v in generate_variants(runner.param_space(spec))]
+    algos = [v["trial"]["algorithm"] for v in variants]
+    assert (
+        algos.count("Hard-Pair-GRPO") == 4 * 3 and algos.count("Soft-Pair-GRPO") == 3
+    )  # 2 x 2 grid, 3 seeds
+    for v in variants:
+        assert set(v["trial"]["spec"]["per_algorithm"]) <= {v["trial"]["algorithm"]}

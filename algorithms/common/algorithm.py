@@ -33,8 +33,10 @@ from pairgrpo_rllib.core.advantages import (
     reward_to_go,
     step_groups,
 )
+from pairgrpo_rllib.core.defaults import grpo_reference
 from pairgrpo_rllib.core.diagnostics import RunningMoments
 from pairgrpo_rllib.core.preferences import pairs_to_rows, preference_matrix, select_pairs
+from pairgrpo_rllib.core.seeding import derive_seed
 from pairgrpo_rllib.envs.group_batch import collate
 
 
@@ -50,7 +52,9 @@ class GroupAlgorithm(Algorithm):
         self._grad_moments = RunningMoments()
         self._kl_moments = RunningMoments()
         self._last_eval: tuple[float, float] | None = None
-        self.label_generator = torch.Generator().manual_seed(int(self.config.sample_seed) + 17)
+        self.label_generator = torch.Generator().manual_seed(
+            derive_seed(self.config.seed, self.config.sample_seed, "preference labels")
+        )
         self._normalize_obs = bool((self.config.model_config or {}).get("normalize_obs"))
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -70,9 +74,12 @@ class GroupAlgorithm(Algorithm):
         """
         batch[names.ADVANTAGES] = self.grpo_advantages(scores, valid).numpy().astype(np.float32)
 
-    def grpo_advantages(self, scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """GRPO's advantages over the valid members of each group (invalid ones get 0)."""
-        norm = self.config.advantage_norm
+    def grpo_advantages(
+        self, scores: torch.Tensor, valid: torch.Tensor | None = None, norm: str | None = None
+    ) -> torch.Tensor:
+        """GRPO's advantages over the valid members of each group (invalid ones get 0); ``norm``
+        defaults to this config's ``advantage_norm``."""
+        norm = norm or self.config.advantage_norm
         if valid is None or bool(valid.all()):
             return group_advantages(scores, norm)
         ids = torch.arange(scores.shape[0]).unsqueeze(-1).expand_as(scores)
@@ -191,6 +198,12 @@ class GroupAlgorithm(Algorithm):
             NUM_ENV_STEPS_TRAINED_LIFETIME, env_steps * cfg.num_epochs, reduce="lifetime_sum"
         )
         self._update_run_statistics(learner_results)
+        kl_moved = self.learner_group.foreach_learner(lambda lrn: lrn.kl_new_old(batch))
+        self.metrics.log_value(
+            names.KL_NEW_OLD,
+            float(np.mean([r.get() if hasattr(r, "get") else r for r in kl_moved])),
+            window=1,
+        )
         if self._normalize_obs:
             self._update_obs_stats(batch)
         self.env_runner_group.sync_weights(
@@ -227,8 +240,10 @@ class GroupAlgorithm(Algorithm):
         self.prepare_batch(batch, unit_scores, labels, valid)
         batch[names.ADVANTAGES] = self._per_learner_advantages(batch[names.ADVANTAGES], n)
         if with_grpo_advantages:
+            # the reference of grad_cosine_vs_grpo is GRPO with GRPO's defaults (its own norm)
+            norm = grpo_reference(self.config.ALGORITHM).get("advantage_norm", self.config.advantage_norm)
             batch[names.GRPO_ADVANTAGES] = self._per_learner_advantages(
-                self.grpo_advantages(unit_scores, valid).numpy().astype(np.float32), n
+                self.grpo_advantages(unit_scores, valid, norm).numpy().astype(np.float32), n
             )
         for key in names.DRIVER_ONLY:
             batch.pop(key, None)
@@ -276,6 +291,10 @@ class GroupAlgorithm(Algorithm):
             if kl is not None:
                 self._kl_moments.update(kl)
         self.metrics.log_value(names.GRAD_NORM_VAR, self._grad_moments.var(), window=1)
+        mean = self._grad_moments.mean
+        self.metrics.log_value(
+            names.GRAD_NORM_CV, self._grad_moments.std() / mean if mean > 0 else float("nan"), window=1
+        )
         self.metrics.log_value(names.KL_REF_STD, self._kl_moments.std(), window=1)
 
     def evaluate_groups(self) -> list[float]:

@@ -13,6 +13,7 @@ the driver before the batch is sharded); PG-GRPO and Hard-Pair-GRPO override the
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import torch
 from ray.rllib.core.columns import Columns
@@ -20,6 +21,7 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.contract import GroupTensors
+from pairgrpo_rllib.core.defaults import grpo_reference
 from pairgrpo_rllib.core.diagnostics import grad_cosine, pair_accuracy
 from pairgrpo_rllib.core.distributions import masked_mean
 from pairgrpo_rllib.core.losses import grpo_loss, sequence_logp
@@ -107,9 +109,12 @@ class GroupLearner(TorchLearner):
         if t.pairs is not None and t.pairs.shape[0]:
             seq = sequence_logp(t.logp.detach(), t.mask, length_norm=config.length_norm)
             stats[names.PAIR_ACCURACY] = torch.tensor(pair_accuracy(seq.reshape(t.n_groups, -1), t.pairs))
+        # Mean over every minibatch update of the iteration (MeanStats without a window is cleared
+        # each time the learner reduces its metrics, once per update() call), not the last minibatch.
         self.metrics.log_dict(
-            {k: v.detach() if torch.is_tensor(v) else v for k, v in stats.items()}, key=module_id, window=1
+            {k: float(v) if torch.is_tensor(v) else v for k, v in stats.items()}, key=module_id, reduce="mean"
         )
+        self.metrics.log_value((module_id, names.NUM_MINIBATCH_UPDATES), 1, reduce="sum")
         return loss
 
     def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
@@ -122,7 +127,7 @@ class GroupLearner(TorchLearner):
         value = float(norm)
         # Per optimizer step, before clipping; count/sum/sum of squares let the driver keep the
         # exact variance over the whole run (diagnostics.RunningMoments).
-        self.metrics.log_value((module_id, names.GRAD_NORM), value, window=1)
+        self.metrics.log_value((module_id, names.GRAD_NORM), value, reduce="mean")
         self.metrics.log_value((module_id, names.GRAD_NORM_COUNT), 1, reduce="sum")
         self.metrics.log_value((module_id, names.GRAD_NORM_SUM), value, reduce="sum")
         self.metrics.log_value((module_id, names.GRAD_NORM_SQSUM), value * value, reduce="sum")
@@ -144,6 +149,16 @@ class GroupLearner(TorchLearner):
             torch.as_tensor(batch_np[names.OBS]), torch.as_tensor(batch_np[names.ACTIONS])
         ).numpy()
 
+    @torch.no_grad()
+    def kl_new_old(self, batch_np: dict) -> float:
+        """Mean KL(pi_new || pi_old) over the batch's real steps, with the weights after the update:
+        how far the iteration moved the policy (what the trust region and ``kl_anchor: old`` act on)."""
+        module_id = next(iter(self.module.keys()))
+        module = self.module[module_id].unwrapped()
+        batch = {k: torch.as_tensor(v) for k, v in batch_np.items()}
+        t = self.group_tensors(module_id, batch, module.forward_train(batch))
+        return float(masked_mean(t.kl_to_old_or_sampled(), t.mask))
+
     # ---- Theorem 1 diagnostic ---------------------------------------------------------------
     def grad_cosine_vs_grpo(self, batch_np: dict) -> float:
         """Cosine between this algorithm's gradient and GRPO's on the same batch (no update).
@@ -154,6 +169,9 @@ class GroupLearner(TorchLearner):
         module_id = next(iter(self.module.keys()))
         module = self.module[module_id].unwrapped()
         config = self.config.get_config_for_module(module_id)
+        # GRPO with GRPO's defaults: this algorithm's own default differences undone (Hard-Pair's
+        # kl_coeff 0 -> 0.04; PG-GRPO's advantages come from the driver with GRPO's norm).
+        reference = SimpleNamespace(**{**vars(config), **grpo_reference(getattr(config, "ALGORITHM", None))})
         batch = {k: torch.as_tensor(v) for k, v in batch_np.items()}
         params = [p for p in module.parameters() if p.requires_grad]
 
@@ -161,7 +179,7 @@ class GroupLearner(TorchLearner):
             t = self.group_tensors(module_id, batch, module.forward_train(batch))
             if use_grpo:
                 grpo_adv = batch[names.GRPO_ADVANTAGES].reshape(t.adv.shape).to(t.logp.dtype)
-                loss, _ = GroupLearner.policy_loss(self, config, dataclasses.replace(t, adv=grpo_adv))
+                loss, _ = GroupLearner.policy_loss(self, reference, dataclasses.replace(t, adv=grpo_adv))
             else:
                 loss, _ = self.policy_loss(config, t)
             return torch.autograd.grad(loss, params, allow_unused=True)

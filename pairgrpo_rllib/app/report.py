@@ -129,19 +129,28 @@ def load_trials(results_dir: str | Path) -> list[dict]:
             if isinstance(row, dict):
                 rows.append({k: _num(v) for k, v in flatten(row).items()})
         if rows:
-            spec = cfg.get("spec") if isinstance(cfg.get("spec"), dict) else {}
+            algorithm, seed, spec = trial_fields(cfg)
             trials.append(
                 {
-                    "algorithm": str(cfg.get("algorithm", "?")),
-                    "seed": cfg.get("seed"),
+                    "algorithm": algorithm,
+                    "seed": seed,
                     "rows": rows,
                     "dir": folder,
                     "failures": count_failures(folder),
                     "spec": spec,
                     "finished": reached_stop(rows[-1], spec.get("stop") or {}),
+                    "rllib_eval_interval": rllib_eval_interval(spec, algorithm),
                 }
             )
     return trials
+
+
+def trial_fields(config: dict) -> tuple[str, object, dict]:
+    """``(algorithm, seed, spec)`` of a trial's config (``{"trial": {algorithm, spec}, "seed"}``; the
+    flat ``{algorithm, seed, spec}`` of runs made before per-algorithm grids were kept apart)."""
+    inner = config.get("trial") if isinstance(config.get("trial"), dict) else config
+    spec = inner.get("spec")
+    return str(inner.get("algorithm", "?")), config.get("seed"), spec if isinstance(spec, dict) else {}
 
 
 def reached_stop(flat_row: dict, stop: dict) -> bool:
@@ -216,20 +225,45 @@ def count_failures(trial_dir: Path) -> int:
     return max(1, sum(line.startswith("Failure #") for line in err.read_text(errors="replace").splitlines()))
 
 
-def eval_curve(rows: list[dict]) -> list[tuple[float, float]]:
-    """(env steps, evaluation return) at each evaluation."""
+def eval_curve(rows: list[dict], rllib_eval_interval: int | None = None) -> list[tuple[float, float]]:
+    """(env steps, evaluation return) at each evaluation, each evaluation counted once.
+
+    Ours carry the step at which the evaluation ran (``evaluation_env_steps``). RLlib's own
+    evaluation (PPO) repeats its last result in the rows of iterations where none ran: a row counts
+    only at iterations that are multiples of ``evaluation_interval`` (from the trial's spec), or,
+    where the interval is unknown, only when the value changed.
+    """
     out, seen = [], set()
+    last_rllib = None
     for r in rows:
         for key in EVAL_KEYS:
             v = r.get(key)
             if v is None:
                 continue
-            step = r.get(EVAL_STEPS) if key == EVAL_KEYS[0] else r.get(STEPS)
+            if key == EVAL_KEYS[0]:
+                step = r.get(EVAL_STEPS)
+            else:
+                it = r.get(names.RESULT_ITERATION)
+                if rllib_eval_interval and isinstance(it, int | float):
+                    if int(it) % rllib_eval_interval:
+                        continue  # a stale copy of the last evaluation
+                elif v == last_rllib:
+                    continue
+                last_rllib = v
+                step = r.get(STEPS)
             if step is None or step in seen:
                 continue
             seen.add(step)
             out.append((step, v))
     return out
+
+
+def rllib_eval_interval(spec: dict, algorithm: str) -> int | None:
+    """RLlib's ``evaluation_interval`` of a trial: the spec's, or its algorithm's override."""
+    interval = (spec.get("evaluation") or {}).get("evaluation_interval")
+    override = ((spec.get("per_algorithm") or {}).get(algorithm) or {}).get("evaluation") or {}
+    interval = override.get("evaluation_interval", interval)
+    return int(interval) if isinstance(interval, int | float) and interval >= 1 else None
 
 
 def value_at(curve: list[tuple[float, float]], budget: float):
@@ -288,24 +322,28 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
     header = "| algorithm | " + " | ".join(f"eval return @ {int(b):,} steps" for b in budgets) + " |"
     lines += [header, "|---|" + "---|" * len(budgets)]
     for algo, ts in sorted(by_algo.items()):
-        cells = [mean_ci([value_at(eval_curve(t["rows"]), b) for t in ts]) for b in budgets]
+        cells = [
+            mean_ci([value_at(eval_curve(t["rows"], t.get("rllib_eval_interval")), b) for t in ts])
+            for b in budgets
+        ]
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| algorithm | eval return, mean of last 3 evaluations | train return (last) | grad-norm variance "
-        "| KL std | env steps / s | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| grad-norm CV (scale-free) | KL std | env steps / s | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for algo, ts in sorted(by_algo.items()):
         tr = mean_ci([_last(t["rows"], names.RESULT_TRAIN_RETURN) for t in ts])
-        final = mean_ci([_tail_mean(eval_curve(t["rows"]), 3) for t in ts])
+        final = mean_ci([_tail_mean(eval_curve(t["rows"], t.get("rllib_eval_interval")), 3) for t in ts])
         kl = [_last(t["rows"], names.KL_REF_STD) for t in ts]
         rate = [
             (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], names.RESULT_TIME) or 1e-9, 1e-9)
             for t in ts
         ]
         lines.append(
-            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | {_sci(kl)} | "
+            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | "
+            f"{_sci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
     unfinished = [t for t in trials if not t["finished"]]
@@ -365,7 +403,7 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
     by_algo = group_trials(trials)
     for i, (algo, ts) in enumerate(sorted(by_algo.items())):
         color = plt.cm.tab10(i)
-        curves = [dict(eval_curve(t["rows"])) for t in ts]
+        curves = [dict(eval_curve(t["rows"], t.get("rllib_eval_interval"))) for t in ts]
         for curve in curves:  # each seed, thin
             if curve:
                 xs, ys = zip(*sorted(curve.items()))

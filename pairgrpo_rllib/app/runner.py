@@ -29,7 +29,7 @@ from pathlib import Path
 from ray import tune
 
 from pairgrpo_rllib.app import experiment as X
-from pairgrpo_rllib.app.report import flatten, reached_stop
+from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
 
 
@@ -39,8 +39,8 @@ class AlgorithmTrial(tune.Trainable):
     @staticmethod
     def algorithm_config(config):
         """The trial's AlgorithmConfig (a search tag Tune has not resolved yet counts as its first value)."""
-        spec = dict(config["spec"], algorithm=config["algorithm"])
-        return X.build_config(spec, config["algorithm"], seed=int(config["seed"]), resolve_search=True)
+        algorithm, seed, spec = trial_fields(config)
+        return X.build_config(dict(spec, algorithm=algorithm), algorithm, seed=int(seed), resolve_search=True)
 
     def setup(self, config):
         import torch
@@ -80,12 +80,12 @@ class ProgressLines(tune.Callback):
         self.t0 = time.time()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        cfg = trial.config
+        algorithm, seed, _ = trial_fields(trial.config)
         flat = flatten(result)
         ev = next((flat[k] for k in names.RESULT_EVAL_RETURNS if k in flat), None)
         tr = flat.get(names.RESULT_TRAIN_RETURN)
         print(
-            f"[{time.time() - self.t0:7.1f}s] {cfg['algorithm']:<15} seed={cfg['seed']} "
+            f"[{time.time() - self.t0:7.1f}s] {algorithm:<15} seed={seed} "
             f"iter={result.get(names.RESULT_ITERATION)} steps={int(flat.get(names.RESULT_STEPS, 0))} "
             f"train_return={_fmt(tr)} eval_return={_fmt(ev)}",
             file=self.stream,
@@ -101,14 +101,21 @@ def _fmt(x) -> str:
 
 
 def param_space(spec: dict, algorithm: str | None = None, seed: int | None = None) -> dict:
+    """Tune's param space: every (algorithm, search point) x seed.
+
+    Each algorithm's trials carry the shared sections and only its own ``per_algorithm`` entry, so a
+    grid under ``per_algorithm: {Hard-Pair-GRPO: ...}`` multiplies Hard-Pair's trials only (Tune
+    resolves search spaces nested in a grid value within that value).
+    """
     algos = [algorithm] if algorithm else X.algorithms_of(spec)
     seeds = [seed] if seed is not None else spec.get("seeds", [0])
     rest = {k: v for k, v in spec.items() if k not in ("algorithm", "seeds")}
-    return {
-        "algorithm": tune.grid_search(algos),
-        "seed": tune.grid_search(seeds),
-        "spec": X.to_tune(rest),
-    }
+    per = rest.pop("per_algorithm", None) or {}
+    trials = [
+        {"algorithm": a, "spec": X.to_tune({**rest, "per_algorithm": {a: per[a]} if a in per else {}})}
+        for a in algos
+    ]
+    return {"trial": tune.grid_search(trials), "seed": tune.grid_search(seeds)}
 
 
 SPEC_FILE = "pairgrpo_experiment.json"

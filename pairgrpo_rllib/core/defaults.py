@@ -44,7 +44,12 @@ FIELDS: dict[str, Field] = {
         "sequence: GRPO; step: ours (a time-indexed baseline, not process supervision)",
     ),
     "credit_gamma": Field(1.0, "discount of the reward-to-go within a member (credit='step')", "ours"),
-    "sample_seed": Field(0, "base seed of group start states, offset per env runner", "ours"),
+    "sample_seed": Field(
+        0,
+        "extra seed of the sampling streams (start states, action noise, labels); each stream derives from "
+        "the trial's seed (the YAML's seeds), this value and its purpose",
+        "ours",
+    ),
     # --- advantages and preferences ------------------------------------------------------------
     "advantage_norm": Field(
         "mean_std",
@@ -153,6 +158,13 @@ def default(name: str, algorithm: str | None = None):
     if name in BASELINE_FIELDS:
         return BASELINE_FIELDS[name].default
     return FIELDS[name].default
+
+
+def grpo_reference(algorithm: str | None) -> dict[str, object]:
+    """The options that make ``algorithm``'s config GRPO's with GRPO's defaults: its own default
+    differences undone (PG-GRPO's shift-only advantages, Hard-Pair's zero KL weight). The reference
+    of ``grad_cosine_vs_grpo``."""
+    return {name: default(name, "GRPO") for name in ALGORITHM_DEFAULTS.get(algorithm or "GRPO", {})}
 
 
 def defaults_for(algorithm: str | None = None) -> dict[str, object]:

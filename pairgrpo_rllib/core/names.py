@@ -79,6 +79,7 @@ NLL = "nll"
 LOG_ODDS_RATIO = "log_odds_ratio"
 ENTROPY = "entropy"
 GRAD_NORM = "grad_norm"
+NUM_MINIBATCH_UPDATES = "num_minibatch_updates"  # optimizer steps of the iteration
 # Sums per learner update, so the driver keeps the exact grad-norm variance over a run.
 GRAD_NORM_COUNT = "grad_norm_count"
 GRAD_NORM_SUM = "grad_norm_sum"
@@ -89,6 +90,10 @@ DELTA_T = "delta_t"
 DELTA_MEAN = "delta_mean"
 GRAD_COSINE_VS_GRPO = "grad_cosine_vs_grpo"
 GRAD_NORM_VAR = "grad_norm_var"
+# std / mean of grad_norm over the run: unchanged when every gradient is rescaled (smaller advantages)
+GRAD_NORM_CV = "grad_norm_cv"
+# mean KL(pi_new || pi_old) over the batch after the iteration's update: how far one update moved
+KL_NEW_OLD = "kl_new_old"
 KL_REF_STD = "kl_ref_std"
 EVALUATION_RETURN = "evaluation_return_mean"
 EVALUATION_STEPS = "evaluation_env_steps"
