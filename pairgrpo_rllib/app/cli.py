@@ -277,12 +277,16 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(str(exc))
     except runner.Interrupted as exc:
         name = signal.Signals(exc.signum).name
+        again = _resume_command(args)
+        if not (exc.exp_dir / "tuner.pkl").exists():  # Tune had saved nothing yet: start it again
+            again = again.replace(" --resume", "")
         print(
-            f"[{args.command}] interrupted by {name}: {exc.unfinished} of {exc.total} trial(s) did not finish; "
-            f"results so far in {exc.exp_dir}; continue with: {_resume_command(args)}",
+            f"[{args.command}] interrupted by {name}: {exc}; results so far in {exc.exp_dir}; "
+            f"continue with: {again}",
             file=sys.stderr,
         )
-        report(exc.exp_dir)  # marked incomplete
+        if exc.total:
+            report(exc.exp_dir)  # marked incomplete
         return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"[{args.command}] interrupted; continue with: {_resume_command(args)}", file=sys.stderr)

@@ -228,10 +228,13 @@ def _check_same_settings(exp_dir: Path, run: dict) -> None:
 
 
 class Interrupted(RuntimeError):
-    """The run was stopped by a signal before every trial finished; Tune's state is saved."""
+    """The run was stopped by a signal before every trial finished; Tune's state is saved.
+    ``unfinished``/``total`` are None when the signal came before Tune ran any trial."""
 
-    def __init__(self, exp_dir: Path, signum: int, unfinished: int, total: int):
-        super().__init__(f"{unfinished} of {total} trial(s) did not finish")
+    def __init__(self, exp_dir: Path, signum: int, unfinished: int | None, total: int | None):
+        super().__init__(
+            f"{unfinished} of {total} trial(s) did not finish" if total else "stopped before the trials ran"
+        )
         self.exp_dir, self.signum, self.unfinished, self.total = exp_dir, signum, unfinished, total
 
 
@@ -245,12 +248,39 @@ def run(
     verbose: int = 0,
 ):
     """Run (or resume) the experiment; returns the experiment folder."""
+    exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
+    guard = _SignalGuard()
+    try:
+        with guard:
+            results = _run_tune(
+                spec, exp_dir, guard, resume=resume, algorithm=algorithm, seed=seed, verbose=verbose
+            )
+    except _Stopped as stop:  # a signal before Tune ran the trials: nothing half-done to mark
+        raise Interrupted(exp_dir, stop.signum, None, None) from None
+    # SIGINT during fit() is handled by Tune's own handler: an error-free trial that did not reach
+    # its stop criteria after fit() returned was interrupted.
+    unfinished = [
+        r for r in results if r.error is None and not reached_stop(flatten(r.metrics or {}), spec["stop"])
+    ]
+    if unfinished:
+        raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished), len(results))
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        first = str(failed[0].error).strip().splitlines()
+        raise TrialsFailed(
+            exp_dir,
+            f"{len(failed)} of {len(results)} trial(s) failed after max_failures="
+            f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
+            f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
+        )
+    return exp_dir
+
+
+def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed, verbose: int):
     import ray
 
     from pairgrpo_rllib.algorithms.registry import register_with_tune
 
-    exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
-    storage = exp_dir.parent
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         ray.init(
@@ -260,6 +290,7 @@ def run(
             configure_logging=False,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
         )
+        guard.install()  # Ray installs its own C-level SIGTERM handler during init
     register_with_tune()
     if resume:
         tuner = tune.Tuner.restore(
@@ -273,7 +304,7 @@ def run(
             tune_config=tune.TuneConfig(max_concurrent_trials=spec.get("max_concurrent")),
             run_config=tune.RunConfig(
                 name=spec["name"],
-                storage_path=str(storage),
+                storage_path=str(exp_dir.parent),
                 stop=X.stop_criteria(spec),
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=ce, checkpoint_at_end=True, num_to_keep=2
@@ -284,51 +315,53 @@ def run(
                 verbose=verbose,
             ),
         )
-    results, signum = _fit_handling_signals(tuner)
-    # SIGINT during fit() is handled by Tune's own handler (we only see SIGTERM): an error-free trial
-    # that did not reach its stop criteria after fit() returned was interrupted.
-    unfinished = [
-        r for r in results if r.error is None and not reached_stop(flatten(r.metrics or {}), spec["stop"])
-    ]
-    if unfinished:
-        raise Interrupted(exp_dir, signum or signal.SIGINT, len(unfinished), len(results))
-    failed = [r for r in results if r.error is not None]
-    if failed:
-        first = str(failed[0].error).strip().splitlines()
-        raise TrialsFailed(
-            exp_dir,
-            f"{len(failed)} of {len(results)} trial(s) failed after max_failures="
-            f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
-            f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
-        )
-    return exp_dir
-
-
-def _fit_handling_signals(tuner):
-    """``tuner.fit()``; SIGTERM is turned into Tune's graceful SIGINT stop (trials stop at their next
-    result, the experiment state is saved), and the signal that stopped the run is returned."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        return tuner.fit(), None
-
-    def on_sigterm(signum, frame):
-        received.append(signum)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    def on_sigint(signum, frame):  # before Tune installs its own handler, and after it is gone
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm), signal.signal(signal.SIGINT, on_sigint)
+    guard.in_fit = True
     try:
-        results = tuner.fit()
-    except KeyboardInterrupt:
-        received.append(signal.SIGINT)
-        raise
+        return tuner.fit()
     finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-    return results, (received[0] if received else None)
+        guard.in_fit = False
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _SignalGuard:
+    """SIGINT and SIGTERM end a run cleanly at any point. Before Tune runs the trials, a signal stops
+    the run at once (``_Stopped``); while it runs them, SIGTERM becomes Tune's graceful SIGINT stop
+    (trials stop at their next result, the experiment state is saved). Not on a non-main thread
+    (signal handlers cannot be installed there): then the defaults apply."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.in_fit = False
+        self._previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.signum = self.signum or signum
+        if self.in_fit and signum == signal.SIGTERM:
+            os.kill(os.getpid(), signal.SIGINT)  # Tune's own SIGINT handler stops gracefully
+            return
+        raise _Stopped(signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+            self.install()
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous[0])
+            signal.signal(signal.SIGINT, self._previous[1])
+        return False
 
 
 class TrialsFailed(RuntimeError):
