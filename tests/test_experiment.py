@@ -365,11 +365,13 @@ def _start_sweep(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def _wait_for_iterations(exp: Path, proc: subprocess.Popen, at_least: int, timeout: float = 240) -> None:
+def _wait_for_iterations(
+    exp: Path, proc: subprocess.Popen, at_least: int, trials: int = 2, timeout: float = 240
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         done = [len(p.read_text().splitlines()) for p in exp.rglob("result.json")]
-        if done and min(done) >= at_least:
+        if len(done) >= trials and min(done) >= at_least:
             return
         time.sleep(0.5)
     raise AssertionError(f"no {at_least} iterations in every trial before the deadline (rc {proc.poll()})")
@@ -398,7 +400,7 @@ def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_repor
         -2000:
     ]
     report = (exp / "report.md").read_text()
-    assert "Incomplete run: 2 of 2 trials did not reach their stop criteria" in report
+    assert "Incomplete run: 2 of 2 trials did not reach their stop criteria" in report, report
 
     # a new run without --resume does not land on it; a resume with changed settings is refused
     res = _cli("sweep", str(cfg), "--output", str(out), timeout=120)
@@ -407,12 +409,13 @@ def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_repor
     assert res.returncode == 2 and "settings differ" in res.stderr and "training.lr" in res.stderr
 
     # resumed: a second process on the same folder is refused; SIGTERM ends it as cleanly (143)
+    before = min(len(p.read_text().splitlines()) for p in exp.rglob("result.json"))
     proc = _start_sweep(cfg, out, "--resume", "--no-report")
     try:
         time.sleep(3)  # past the lock, into Tune
         res = _cli("sweep", str(cfg), "--output", str(out), "--resume", timeout=120)
         assert res.returncode == 2 and "another pairgrpo process" in res.stderr, res.stderr
-        _wait_for_iterations(exp, proc, 6)
+        _wait_for_iterations(exp, proc, before + 2)  # the trials run again
         os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=180)
     finally:
@@ -469,3 +472,21 @@ def test_a_per_algorithm_grid_multiplies_only_its_algorithm():
     )  # 2 x 2 grid, 3 seeds
     for v in variants:
         assert set(v["trial"]["spec"]["per_algorithm"]) <= {v["trial"]["algorithm"]}
+
+
+def test_report_counts_trials_that_never_started(tmp_path):
+    from pairgrpo_rllib.app.report import build_report, expected_trials
+
+    exp = tmp_path / "exp"
+    spec = _with(algorithm=["GRPO", "Hard-Pair-GRPO"], seeds=[0, 1], stop={"iterations": 5})
+    spec["per_algorithm"] = {"Hard-Pair-GRPO": {"training": {"delta_decay": {"grid_search": [True, False]}}}}
+    (exp / "t0").mkdir(parents=True)
+    (exp / "pairgrpo_experiment.json").write_text(json.dumps({"spec": spec, "algorithm": None, "seed": None}))
+    assert expected_trials(exp) == (1 + 2) * 2  # GRPO x 2 seeds + Hard-Pair x 2 grid points x 2 seeds
+    (exp / "t0" / "params.json").write_text(
+        json.dumps({"trial": {"algorithm": "GRPO", "spec": spec}, "seed": 0})
+    )
+    row = {"training_iteration": 5, "env_runners": {"num_env_steps_sampled_lifetime": 800}}
+    (exp / "t0" / "result.json").write_text(json.dumps(row) + "\n")
+    report = build_report(exp)
+    assert "Incomplete run: 5 of 6 trials did not reach their stop criteria** (5 never started" in report

@@ -153,6 +153,37 @@ def trial_fields(config: dict) -> tuple[str, object, dict]:
     return str(inner.get("algorithm", "?")), config.get("seed"), spec if isinstance(spec, dict) else {}
 
 
+def _grid_points(node) -> int:
+    """How many grid points the ``grid_search`` tags below ``node`` make (other tags: one sample)."""
+    if isinstance(node, dict):
+        if len(node) == 1 and "grid_search" in node and isinstance(node["grid_search"], list):
+            return max(1, len(node["grid_search"]))
+        out = 1
+        for v in node.values():
+            out *= _grid_points(v)
+        return out
+    return 1
+
+
+def expected_trials(results_dir: str | Path) -> int | None:
+    """How many trials the run was started with (from ``pairgrpo_experiment.json``; None if absent):
+    per algorithm, the shared grids times its own ``per_algorithm`` grids, times the seeds."""
+    path = Path(results_dir) / "pairgrpo_experiment.json"
+    try:
+        saved = json.loads(path.read_text())
+        spec = saved["spec"]
+        algos = [saved["algorithm"]] if saved.get("algorithm") else spec["algorithm"]
+        algos = [algos] if isinstance(algos, str) else list(algos)
+        seeds = [saved["seed"]] if saved.get("seed") is not None else spec.get("seeds", [0])
+        shared = _grid_points(
+            {k: v for k, v in spec.items() if k not in ("per_algorithm", "algorithm", "seeds")}
+        )
+        per = spec.get("per_algorithm") or {}
+        return sum(shared * _grid_points(per.get(a) or {}) for a in algos) * len(seeds)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def reached_stop(flat_row: dict, stop: dict) -> bool:
     """Whether a result (flattened with "/") met any of the experiment's stop criteria, as Tune stops
     a trial. With no stop criteria known the trial counts as finished."""
@@ -347,10 +378,14 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
     unfinished = [t for t in trials if not t["finished"]]
-    if unfinished:
+    expected = expected_trials(results_dir)
+    never = max(0, (expected or 0) - len(trials))
+    if unfinished or never:
+        total = max(expected or 0, len(trials))
         lines[2:2] = [
-            f"**Incomplete run: {len(unfinished)} of {len(trials)} trials did not reach their stop criteria** "
-            "(interrupted, or still running); their numbers are partial. Continue with `--resume`.",
+            f"**Incomplete run: {len(unfinished) + never} of {total} trials did not reach their stop criteria** "
+            f"({never} never started; interrupted, or still running); the numbers are partial. Continue "
+            "with `--resume`.",
             "",
             "| algorithm | seed | env steps reached | iterations | folder |",
             "|---|---|---|---|---|",

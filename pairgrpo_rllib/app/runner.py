@@ -283,14 +283,19 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
-        )
-        guard.install()  # Ray installs its own C-level SIGTERM handler during init
+        try:
+            ray.init(
+                address=os.environ.get("RAY_ADDRESS"),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
+            )
+        except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal number
+            if exc.code == signal.SIGTERM:
+                raise _Stopped(signal.SIGTERM) from None
+            raise
+        guard.install()  # ray.init installs SIGTERM handlers of its own (Python and C level)
     register_with_tune()
     if resume:
         tuner = tune.Tuner.restore(
