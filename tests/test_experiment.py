@@ -490,3 +490,13 @@ def test_report_counts_trials_that_never_started(tmp_path):
     (exp / "t0" / "result.json").write_text(json.dumps(row) + "\n")
     report = build_report(exp)
     assert "Incomplete run: 5 of 6 trials did not reach their stop criteria** (5 never started" in report
+
+
+def test_welch_difference_by_hand():
+    from pairgrpo_rllib.app.report import verdict, welch_diff
+
+    # a = [1, 2, 3] (var 1), b = [4, 5, 6, 7, 8] (var 2.5): se^2 = 1/3 + 1/2, df = 5.88 -> t(5) = 2.571
+    d, h = welch_diff([1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0, 8.0])
+    assert d == pytest.approx(-4.0) and h == pytest.approx(2.571 * (1 / 3 + 1 / 2) ** 0.5, rel=1e-6)
+    assert verdict((d, h)) == "lower" and verdict((1.0, 2.0)) == "not distinguishable"
+    assert verdict((3.0, 2.0)) == "higher" and welch_diff([1.0], [2.0, 3.0]) is None

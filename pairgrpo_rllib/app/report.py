@@ -313,6 +313,30 @@ def mean_ci(values: list[float]) -> str:
     return f"{m:.1f} ± {_half_width(vals):.1f} (n={len(vals)})"
 
 
+def welch_diff(a: list[float], b: list[float]) -> tuple[float, float] | None:
+    """Mean of ``a`` minus mean of ``b`` and the half-width of its 95% CI (Welch's t, degrees of
+    freedom rounded down: conservative); None with fewer than two values on a side."""
+    a = [v for v in a if v is not None]
+    b = [v for v in b if v is not None]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return statistics.fmean(a) - statistics.fmean(b), 0.0
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    t = T95[min(max(int(df), 1), len(T95)) - 1]
+    return statistics.fmean(a) - statistics.fmean(b), t * se
+
+
+def verdict(diff: tuple[float, float] | None) -> str:
+    """ "higher" / "lower" when the 95% CI of a difference excludes 0, else "not distinguishable"."""
+    if diff is None:
+        return "n too small"
+    d, h = diff
+    return "higher" if d - h > 0 else "lower" if d + h < 0 else "not distinguishable"
+
+
 def mean_curve(curves: list[dict]) -> tuple[list[float], list[float], list[float]]:
     """Mean and 95% CI half-width across seeds at the steps every seed evaluated."""
     common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
@@ -377,6 +401,26 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             f"{_sci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
+    if len(by_algo) > 1:
+        baseline = "GRPO" if "GRPO" in by_algo else sorted(by_algo)[0]
+        base = [_tail_mean(eval_curve(t["rows"], t.get("rllib_eval_interval")), 3) for t in by_algo[baseline]]
+        lines += [
+            "",
+            f"Per seed, and each algorithm against {baseline} (mean of the last 3 evaluations; difference of "
+            "means with a Welch 95% CI; a verdict only where the CI excludes 0):",
+            "",
+            f"| algorithm | per seed | minus {baseline} | verdict |",
+            "|---|---|---|---|",
+        ]
+        for algo, ts in sorted(by_algo.items()):
+            finals = [_tail_mean(eval_curve(t["rows"], t.get("rllib_eval_interval")), 3) for t in ts]
+            per_seed = ", ".join(
+                f"{t['seed']}: {v:.0f}" if v is not None else f"{t['seed']}: -"
+                for t, v in sorted(zip(ts, finals), key=lambda x: str(x[0]["seed"]))
+            )
+            diff = welch_diff(finals, base) if algo != baseline else None
+            shown = f"{diff[0]:.1f} ± {diff[1]:.1f}" if diff else "-"
+            lines.append(f"| {algo} | {per_seed} | {shown} | {verdict(diff) if algo != baseline else '-'} |")
     unfinished = [t for t in trials if not t["finished"]]
     expected = expected_trials(results_dir)
     never = max(0, (expected or 0) - len(trials))
