@@ -34,6 +34,19 @@ def _cli(*args, timeout=300, cwd=None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or "/tmp", env=env)
 
 
+def _start(*args: str, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """`pairgrpo ARGS` in its own session (so a test can signal the whole process group)."""
+    return subprocess.Popen(
+        [shutil.which("pairgrpo"), *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        cwd="/tmp",
+        start_new_session=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+
+
 def _with(**changes):
     spec = yaml.safe_load(yaml.safe_dump(BASE))
     for dotted, value in changes.items():
@@ -229,16 +242,7 @@ def test_kill_and_resume_continues_where_it_stopped(tmp_path):
     spec["training"]["eval_interval"] = 0
     cfg = _write(tmp_path, yaml.safe_dump(spec))
     out = tmp_path / "out"
-    exe = shutil.which("pairgrpo")
-    proc = subprocess.Popen(
-        [exe, "train", str(cfg), "--output", str(out), "--no-report"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd="/tmp",
-        start_new_session=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
+    proc = _start("train", str(cfg), "--output", str(out), "--no-report", stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 240
         ckpt = None
@@ -354,15 +358,7 @@ def test_report_groups_search_points_and_drops_copies_a_grid_made_for_other_algo
 
 
 def _start_sweep(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [shutil.which("pairgrpo"), "sweep", str(cfg), "--output", str(out), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd="/tmp",
-        start_new_session=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
+    return _start("sweep", str(cfg), "--output", str(out), *extra)
 
 
 def _wait_for_iterations(
