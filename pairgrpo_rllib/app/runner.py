@@ -100,6 +100,13 @@ def _fmt(x) -> str:
         return "-"
 
 
+def trial_dirname(trial) -> str:
+    """``GRPO_seed0_<id>``: a trial folder named by what it runs (Tune's default spells out the whole
+    nested config)."""
+    algorithm, seed, _ = trial_fields(trial.config)
+    return f"{algorithm}_seed{seed}_{trial.trial_id}"
+
+
 def param_space(spec: dict, algorithm: str | None = None, seed: int | None = None) -> dict:
     """Tune's param space: every (algorithm, search point) x seed.
 
@@ -306,7 +313,9 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
         tuner = tune.Tuner(
             AlgorithmTrial,
             param_space=param_space(spec, algorithm, seed),
-            tune_config=tune.TuneConfig(max_concurrent_trials=spec.get("max_concurrent")),
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=spec.get("max_concurrent"), trial_dirname_creator=trial_dirname
+            ),
             run_config=tune.RunConfig(
                 name=spec["name"],
                 storage_path=str(exp_dir.parent),
