@@ -496,3 +496,16 @@ def test_welch_difference_by_hand():
     assert d == pytest.approx(-4.0) and h == pytest.approx(2.571 * (1 / 3 + 1 / 2) ** 0.5, rel=1e-6)
     assert verdict((d, h)) == "lower" and verdict((1.0, 2.0)) == "not distinguishable"
     assert verdict((3.0, 2.0)) == "higher" and welch_diff([1.0], [2.0, 3.0]) is None
+
+
+def test_resume_of_a_run_this_version_cannot_read_is_one_clear_line(tmp_path):
+    exp = tmp_path / "out" / BASE["name"]
+    exp.mkdir(parents=True)
+    # a tuner.pkl naming a module this version does not have (the runner moved to pairgrpo_rllib.app)
+    (exp / "tuner.pkl").write_bytes(b"cpairgrpo_rllib.runner\nAlgorithmTrial\n.")
+    res = _cli(
+        "sweep", str(_write(tmp_path, yaml.safe_dump(BASE))), "--output", str(tmp_path / "out"), "--resume"
+    )
+    assert res.returncode == 2 and "cannot be restored" in res.stderr and "Traceback" not in res.stderr, (
+        res.stderr
+    )

@@ -305,9 +305,15 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
         guard.install()  # ray.init installs SIGTERM handlers of its own (Python and C level)
     register_with_tune()
     if resume:
-        tuner = tune.Tuner.restore(
-            str(exp_dir), trainable=AlgorithmTrial, resume_unfinished=True, resume_errored=True
-        )
+        try:
+            tuner = tune.Tuner.restore(
+                str(exp_dir), trainable=AlgorithmTrial, resume_unfinished=True, resume_errored=True
+            )
+        except (ImportError, AttributeError, EOFError, ValueError) as exc:  # e.g. an older version's pickles
+            raise X.ExperimentError(
+                f"--resume: {exp_dir} cannot be restored ({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}); "
+                "it was probably written by another version of pairgrpo-rllib: start a new run under another name"
+            ) from None
     else:
         ce = int(spec.get("checkpoint_every", 10))
         tuner = tune.Tuner(
