@@ -8,7 +8,8 @@ difference of per-seed values (reproduced / not reproduced / not distinguishable
 Also writes the per-trial curves as JSON.
 
     .venv/bin/python benchmarks/study_verdicts.py results/halfcheetah_comparison \
-        --curves docs/data/halfcheetah_comparison_curves.json
+        --curves docs/data/halfcheetah_comparison_curves.json \
+        --also "results/halfcheetah_ppo_tuned=PPO (tuned)"
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pairgrpo_rllib.app.report import (
 )
 from pairgrpo_rllib.core import names
 
-ORDER = ["PPO", "GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO"]
+ORDER = ["PPO", "PPO (tuned)", "GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO"]
 
 
 def _ci(values) -> str:
@@ -67,8 +68,18 @@ def main() -> None:
     parser.add_argument("results_dir")
     parser.add_argument("--budget", type=float, default=1_000_000)
     parser.add_argument("--curves", default=None, help="write per-trial curves as JSON here")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="DIR=LABEL",
+        help="another results folder whose trials join the table under LABEL (e.g. a tuned PPO)",
+    )
     args = parser.parse_args()
     by_algo = group_trials(load_trials(args.results_dir))
+    for item in args.also:
+        folder, _, label = item.partition("=")
+        by_algo[label] = [t for ts in group_trials(load_trials(folder)).values() for t in ts]
     algos = [a for a in ORDER if a in by_algo] + sorted(set(by_algo) - set(ORDER))
 
     def per_trial(algo, fn):
@@ -103,7 +114,13 @@ def main() -> None:
     print()
     lines = []
     ret = {a: per_trial(a, last3) for a in algos}
-    for better, worse in (("GRPO", "PPO"), ("Soft-Pair-GRPO", "GRPO"), ("Hard-Pair-GRPO", "Soft-Pair-GRPO")):
+    pairs = [("GRPO", "PPO"), ("Soft-Pair-GRPO", "GRPO"), ("Hard-Pair-GRPO", "Soft-Pair-GRPO")]
+    pairs += [
+        (a, extra.partition("=")[2])
+        for extra in args.also
+        for a in ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO")
+    ]
+    for better, worse in pairs:
         if better in ret and worse in ret:
             lines.append(
                 claim(f"§6.2, {better} > {worse} (mean of the last 3 evaluations)", ret[better], ret[worse])
