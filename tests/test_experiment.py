@@ -378,6 +378,17 @@ def _wait_for_iterations(
     raise AssertionError(f"no {at_least} iterations in every trial before the deadline (rc {proc.poll()})")
 
 
+def _signal_when(proc: subprocess.Popen, sig: int, ready) -> str:
+    """Run ``ready()``, send ``sig`` to the process, return its stderr (the group is killed on failure)."""
+    try:
+        ready()
+        os.kill(proc.pid, sig)
+        return proc.communicate(timeout=180)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_report(tmp_path):
@@ -389,13 +400,7 @@ def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_repor
 
     # SIGINT (Ctrl-C): exit 130, the exact resume command, a report marked incomplete
     proc = _start_sweep(cfg, out)
-    try:
-        _wait_for_iterations(exp, proc, 3)
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    err = _signal_when(proc, signal.SIGINT, lambda: _wait_for_iterations(exp, proc, 3))
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted by SIGINT" in err and f"pairgrpo sweep {cfg} --resume --output {out}" in err, err[
         -2000:
@@ -412,16 +417,14 @@ def test_interrupted_sweep_exits_non_zero_says_how_to_resume_and_marks_the_repor
     # resumed: a second process on the same folder is refused; SIGTERM ends it as cleanly (143)
     before = min(len(p.read_text().splitlines()) for p in exp.rglob("result.json"))
     proc = _start_sweep(cfg, out, "--resume", "--no-report")
-    try:
+
+    def second_process_refused_then_trials_run():
         time.sleep(3)  # past the lock, into Tune
         res = _cli("sweep", str(cfg), "--output", str(out), "--resume", timeout=120)
         assert res.returncode == 2 and "another pairgrpo process" in res.stderr, res.stderr
         _wait_for_iterations(exp, proc, before + 2)  # the trials run again
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+
+    err = _signal_when(proc, signal.SIGTERM, second_process_refused_then_trials_run)
     assert proc.returncode == 143, err[-2000:]
     assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err, err[-2000:]
 

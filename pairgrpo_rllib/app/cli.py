@@ -221,11 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resume_command(args: argparse.Namespace) -> str:
-    """The exact command that continues this run."""
+def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
+    """The exact command that continues this run (``resume=False``: that starts it again)."""
     import shlex
 
-    cmd = ["pairgrpo", args.command, args.config, "--resume", "--output", args.output]
+    cmd = ["pairgrpo", args.command, args.config, *(["--resume"] if resume else []), "--output", args.output]
     for item in args.set:
         cmd += ["--set", item]
     if args.command == "train":
@@ -277,9 +277,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(str(exc))
     except runner.Interrupted as exc:
         name = signal.Signals(exc.signum).name
-        again = _resume_command(args)
-        if not (exc.exp_dir / "tuner.pkl").exists():  # Tune had saved nothing yet: start it again
-            again = again.replace(" --resume", "")
+        # Tune had saved nothing yet: the command starts the run again
+        again = _resume_command(args, resume=(exc.exp_dir / "tuner.pkl").exists())
         print(
             f"[{args.command}] interrupted by {name}: {exc}; results so far in {exc.exp_dir}; "
             f"continue with: {again}",
