@@ -11,6 +11,9 @@ Modes (config ``group_mode``):
     into G member envs, which each run an H-step segment. The trunk then continues from member 0's
     end state: member 0 is chosen before any outcome is seen, so the chained trunk is an ordinary
     on-policy episode whose return is comparable with PPO's (logged as the training episode return).
+    With ``lookahead`` L > 0 (ours) the members run L more steps after the trunk's snapshot at step H:
+    their discounted return (``tail_returns``) extends the reward-to-go of the H trained steps, and
+    their env steps count in the budget.
 
 The runner keeps RLlib's ``SingleAgentEnvRunner`` for what the algorithm needs from it (module
 construction, weight sync, state) and samples with its own G envs, calling the module directly.
@@ -174,8 +177,11 @@ class GroupEnvRunner(SingleAgentEnvRunner):
             alive,
         )
 
-    def sample_groups(self, num_groups: int) -> dict:
+    def sample_groups(self, num_groups: int, first: int = 0) -> dict:
         """``num_groups`` groups as a batch dict with leading dims ``(num_groups, G, T)``.
+
+        ``first`` (the driver's number of the first group) is not used here: a control task's start
+        states come from this runner's own seeded stream (and the trunk's state in branch mode).
 
         Also returns ``episode_returns`` (finished training episodes: each member episode in
         ``reset`` mode, the trunk in ``branch`` mode) and ``env_steps`` (steps actually taken).
@@ -191,7 +197,8 @@ class GroupEnvRunner(SingleAgentEnvRunner):
                 group, _, _ = self._run_members(starts, horizon)
                 episode_returns += group[names.SCORES].tolist()
             else:
-                group = self._branch_group(horizon, episode_returns)
+                group, extra = self._branch_group(horizon, episode_returns)
+                env_steps += extra
             env_steps += int(group[names.MASK].sum())
             groups.append({k: v[None] for k, v in group.items()})
         out = collate(groups)
@@ -199,7 +206,8 @@ class GroupEnvRunner(SingleAgentEnvRunner):
         out[names.ENV_STEPS] = env_steps
         return out
 
-    def _branch_group(self, horizon: int, episode_returns: list) -> dict:
+    def _branch_group(self, horizon: int, episode_returns: list) -> tuple[dict, int]:
+        """One branched group and the number of lookahead steps it took beyond its own steps."""
         if self._trunk_obs is None:
             self._trunk_obs = np.asarray(
                 self._trunk.reset(seed=int(self._rng.integers(2**31 - 1)))[0], dtype=np.float32
@@ -211,13 +219,45 @@ class GroupEnvRunner(SingleAgentEnvRunner):
         # Continue the trunk from member 0 (chosen before any outcome): an ordinary on-policy episode.
         self._trunk_return += float(group[names.SCORES][0])
         done = not alive[0]  # member 0's episode ended (terminated or hit the time limit)
+        trunk_next = None if done else snapshot(self._members[0])  # at step H, before any lookahead
+        extra = 0
+        if self.config.lookahead:
+            group[names.TAIL_RETURNS], extra = self._lookahead(last_obs, alive)
         if done:
             episode_returns.append(self._trunk_return)
             self._trunk_obs = None
         else:
-            restore(self._trunk, snapshot(self._members[0]))
+            restore(self._trunk, trunk_next)
             self._trunk_obs = last_obs[0]
-        return group
+        return group, extra
+
+    def _lookahead(self, obs: list[np.ndarray], alive: np.ndarray) -> tuple[np.ndarray, int]:
+        """Run the members still alive ``lookahead`` steps on: ``(tails, steps)`` where
+        ``tails[i] = sum_k credit_gamma^k r_{i,H+k}`` (0 for a member that ended within its segment).
+
+        The steps are sampled from the same policy (their noise from the same stream) and counted in
+        the env-step budget, but never trained on: they only lengthen the reward-to-go of the segment.
+        """
+        cfg = self.config
+        tails = np.zeros(len(self._members), dtype=np.float64)
+        alive = alive.copy()
+        obs = np.stack(obs).astype(np.float32)
+        steps, discount = 0, 1.0
+        for _ in range(cfg.lookahead):
+            if not alive.any():
+                break
+            act, _, _ = self._policy(obs)
+            for i, env in enumerate(self._members):
+                if not alive[i]:
+                    continue
+                o, r, term, trunc, _ = env.step(self._env_action(act[i]))
+                tails[i] += discount * float(r)
+                obs[i] = o
+                steps += 1
+                if term or trunc:
+                    alive[i] = False
+            discount *= cfg.credit_gamma
+        return tails, steps
 
     def evaluate(self, num_episodes: int, seed: int = 10_000) -> list[float]:
         """Deterministic (mean / argmax action) full-length episodes; their returns."""

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment (.venv) and install the project into it.
 # Idempotent: a stamp records what was installed, so a second run takes a second.
-# Usage: bash scripts/env.sh            (core + dev extras)
-#        EXTRAS=dev,llm bash scripts/env.sh
+# Usage: bash scripts/env.sh            (core + dev + llm extras)
+#        EXTRAS=dev bash scripts/env.sh        (without the LLM side)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-EXTRAS="${EXTRAS:-dev}"
+EXTRAS="${EXTRAS:-dev,llm}"
 PYTHON="${PYTHON:-python3}"
 VENV="${PAIRGRPO_VENV:-$ROOT/.venv}"
 

@@ -295,6 +295,28 @@ def test_reward_to_go_matches_a_reference_loop_and_starts_at_the_discounted_retu
         reward_to_go(r, m, 0.0)
 
 
+def test_reward_to_go_with_a_tail_equals_the_longer_reward_to_go_cut_back():
+    # lookahead: a member run H + L steps, trained on H; the tail is the L steps' discounted return
+    gen = torch.Generator().manual_seed(5)
+    r = torch.randn(2, 3, 9, generator=gen, dtype=F64)
+    full = torch.ones_like(r, dtype=torch.bool)
+    h, gamma = 6, 0.9
+    tail = reward_to_go(r[..., h:], full[..., h:], gamma)[..., 0]
+    got = reward_to_go(r[..., :h], full[..., :h], gamma, tail)
+    assert torch.allclose(got, reward_to_go(r, full, gamma)[..., :h], rtol=1e-12, atol=1e-12)
+    # hand case: rewards [1, 2], tail 4, gamma 0.5 -> R_1 = 2 + 0.5*4 = 4, R_0 = 1 + 0.5*4 = 3
+    assert reward_to_go(torch.tensor([[1.0, 2.0]]), torch.ones(1, 2), 0.5, torch.tensor([4.0])).tolist() == [
+        [3.0, 4.0]
+    ]
+    # a member that ended inside its segment has no lookahead
+    ended = full[..., :h].clone()
+    ended[0, 0, -1] = False
+    with pytest.raises(ValueError, match="tail is non-zero"):
+        reward_to_go(r[..., :h], ended, gamma, tail)
+    with pytest.raises(ValueError, match="tail has shape"):
+        reward_to_go(r[..., :h], full[..., :h], gamma, tail[0])
+
+
 def test_step_groups_put_one_time_index_per_group_and_invert():
     x = torch.arange(2 * 3 * 4).reshape(2, 3, 4)  # (N, G, T)
     s = step_groups(x)

@@ -99,6 +99,9 @@ def _weights(module):
         ({"credit_gamma": 0.0}, "credit_gamma"),
         ({"credit_gamma": 1.5}, "credit_gamma"),
         ({"credit": "step", "kl_in_reward": True}, "kl_in_reward"),
+        ({"credit": "step", "lookahead": -1}, "lookahead"),
+        ({"credit": "step", "lookahead": 2.5}, "lookahead"),
+        ({"credit": "sequence", "lookahead": 10}, "lookahead"),  # only extends per-step credit
     ],
 )
 def test_validate_rejects_bad_values_naming_the_field(training, field):
@@ -319,6 +322,53 @@ def test_step_credit_compares_reward_to_go_at_each_time_index(local_ray, gamma):
         assert np.allclose(batch[names.GRPO_ADVANTAGES], adv)
     finally:
         algo.stop()
+
+
+def test_lookahead_extends_the_reward_to_go_past_the_segment_and_trains_only_its_steps(local_ray):
+    """Members run H + L steps; the first H are the batch, the L steps' discounted return is the tail
+    of their reward-to-go; the trunk continues from member 0 at step H; all H + L steps are counted."""
+    h, look, gamma = 20, 10, 0.9
+    longer = small_config(
+        "GRPO",
+        credit="step",
+        credit_gamma=gamma,
+        segment_length=h + look,
+        train_batch_size_per_learner=4 * (h + look),
+    ).build_algo()
+    cut = small_config("GRPO", credit="step", credit_gamma=gamma, lookahead=look).build_algo()
+    try:
+        a = longer.env_runner_group.local_env_runner.sample_groups(1)
+        runner = cut.env_runner_group.local_env_runner
+        b = runner.sample_groups(1)
+        # same seed, same noise stream: b is a's first H steps, bit for bit
+        assert b[names.MASK].shape == (1, 4, h)
+        for key in (names.OBS, names.ACTIONS, names.REWARDS):
+            assert np.array_equal(b[key], a[key][:, :, :h]), key
+        want_tail = reward_to_go(torch.as_tensor(a[names.REWARDS][..., h:]), torch.ones(1, 4, look), gamma)[
+            ..., 0
+        ]
+        assert np.allclose(b[names.TAIL_RETURNS], want_tail.numpy(), rtol=1e-6)
+        assert b[names.ENV_STEPS] == 4 * (h + look)
+        # the trunk goes on from member 0's state at step H, not H + L
+        assert np.array_equal(runner._trunk_obs, a[names.OBS][0, 0, h])
+        # the driver's per-step advantages use the extended reward-to-go; the tail stays on the driver
+        b.pop(names.EPISODE_RETURNS)
+        b.pop(names.ENV_STEPS)
+        rewards, tail = b[names.REWARDS].copy(), b[names.TAIL_RETURNS].copy()
+        batch = cut.learner_batch(b)
+        assert names.TAIL_RETURNS not in batch
+        rtg = reward_to_go(torch.as_tensor(rewards), torch.ones(1, 4, h), gamma, torch.as_tensor(tail))
+        assert torch.allclose(
+            rtg, reward_to_go(torch.as_tensor(a[names.REWARDS]), torch.ones(1, 4, h + look), gamma)[..., :h]
+        )
+        for step in (0, h - 1):
+            want = group_advantages(rtg[0, :, step][None]).reshape(-1).float()
+            assert torch.allclose(torch.as_tensor(batch[names.ADVANTAGES][0, :, step]), want, atol=1e-5)
+        result = cut.train()
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 8 * (h + look)  # 2 groups
+    finally:
+        longer.stop()
+        cut.stop()
 
 
 def test_step_credit_soft_pair_sees_only_labels_and_hard_pair_fits_every_time_index(local_ray):

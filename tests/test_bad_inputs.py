@@ -105,6 +105,11 @@ SPEC_CASES = [
     ("estimator-unknown", _spec(training__kl_estimator="k4"), "kl_estimator"),
     ("delta0-zero", _spec(training__delta0=0.0), "delta0"),
     ("credit-gamma-zero", _spec(training__credit_gamma=0.0), "credit_gamma"),
+    (
+        "lookahead-with-sequence-credit",
+        _spec(training__credit="sequence", training__lookahead=50),
+        "lookahead",
+    ),
     ("log-ratio-clamp-inf", _spec(training__log_ratio_clamp=INF), "log_ratio_clamp"),
     ("env-runners-negative", _spec(env_runners__num_env_runners=-1), "num_env_runners"),
     ("checkpoint-negative", _spec(checkpoint_every=-1), "checkpoint_every"),

@@ -56,6 +56,9 @@ class GroupAlgorithm(Algorithm):
             derive_seed(self.config.seed, self.config.sample_seed, "preference labels")
         )
         self._normalize_obs = bool((self.config.model_config or {}).get("normalize_obs"))
+        # Groups drawn so far: the LLM runners map a group's number to its prompt and generation
+        # seed, so a resumed run continues with the next prompts (saved with checkpoints).
+        self._groups_drawn = 0
 
     # ---- hooks ---------------------------------------------------------------------------
     def prepare_batch(
@@ -107,12 +110,19 @@ class GroupAlgorithm(Algorithm):
         """``(unit_scores, valid)``, both ``(M, G)``: what the oracle and the advantages compare.
 
         ``credit="sequence"``: the members' scores (M = N). ``credit="step"``: each member's
-        discounted reward-to-go at every time index (M = N * T).
+        discounted reward-to-go at every time index (M = N * T), extended by the lookahead steps'
+        return where ``lookahead`` > 0.
         """
         if self.config.credit != "step":
             return scores, torch.ones(scores.shape, dtype=torch.bool)
         mask = torch.as_tensor(batch[names.MASK]) > 0
-        rtg = reward_to_go(torch.as_tensor(batch[names.REWARDS]), mask, self.config.credit_gamma)
+        tail = batch.get(names.TAIL_RETURNS)
+        rtg = reward_to_go(
+            torch.as_tensor(batch[names.REWARDS]),
+            mask,
+            self.config.credit_gamma,
+            None if tail is None else torch.as_tensor(tail),
+        )
         return step_groups(rtg), step_groups(mask)
 
     # ---- the iteration -------------------------------------------------------------------
@@ -127,21 +137,25 @@ class GroupAlgorithm(Algorithm):
         cfg = self.config
         n_groups = cfg.groups_per_iteration()
         runners = self.env_runner_group
+        first = self._groups_drawn  # the run's number of the first group asked for now
+        self._groups_drawn += n_groups
         if runners.num_remote_env_runners() == 0:
-            return runners.local_env_runner.sample_groups(n_groups)
+            return runners.local_env_runner.sample_groups(n_groups, first=first)
         parts: list[dict] = []
         missing = n_groups
         for _ in range(3):
             healthy = list(runners.healthy_worker_ids())
             if not healthy:
                 break
-            share = {
-                w: missing // len(healthy) + (1 if i < missing % len(healthy) else 0)
-                for i, w in enumerate(healthy)
-            }
-            ids = [w for w, k in share.items() if k > 0]
+            share, start = {}, first + n_groups - missing
+            for i, w in enumerate(healthy):
+                k = missing // len(healthy) + (1 if i < missing % len(healthy) else 0)
+                share[w], start = (k, start), start + k
+            ids = [w for w, (k, _) in share.items() if k > 0]
             got = runners.foreach_env_runner(
-                lambda r, share=share: r.sample_groups(share[r.worker_index]),
+                lambda r, share=share: r.sample_groups(
+                    share[r.worker_index][0], first=share[r.worker_index][1]
+                ),
                 local_env_runner=False,
                 remote_worker_ids=ids,
             )
@@ -157,8 +171,11 @@ class GroupAlgorithm(Algorithm):
             )
         returns = np.concatenate([p.pop(names.EPISODE_RETURNS) for p in parts])
         steps = sum(p.pop(names.ENV_STEPS) for p in parts)
+        truncated = [p.pop(names.TRUNCATED_RESPONSES) for p in parts if names.TRUNCATED_RESPONSES in p]
         out = collate(parts)
         out[names.EPISODE_RETURNS], out[names.ENV_STEPS] = returns, steps
+        if truncated:
+            out[names.TRUNCATED_RESPONSES] = sum(truncated)
         return out
 
     def training_step(self) -> None:
@@ -166,6 +183,10 @@ class GroupAlgorithm(Algorithm):
         batch = self._sample()
         episode_returns = batch.pop(names.EPISODE_RETURNS)
         env_steps = int(batch.pop(names.ENV_STEPS))
+        if names.TRUNCATED_RESPONSES in batch:
+            self.metrics.log_value(
+                names.TRUNCATED_RESPONSES, int(batch.pop(names.TRUNCATED_RESPONSES)), window=1
+            )
         self.metrics.log_value(
             (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), env_steps, reduce="lifetime_sum"
         )
@@ -307,6 +328,7 @@ class GroupAlgorithm(Algorithm):
         state["pairgrpo_run_statistics"] = {
             "grad": self._grad_moments.state_dict(),
             "kl": self._kl_moments.state_dict(),
+            "groups_drawn": self._groups_drawn,
         }
         return state
 
@@ -315,6 +337,7 @@ class GroupAlgorithm(Algorithm):
         if stats:
             self._grad_moments = RunningMoments.from_state_dict(stats["grad"])
             self._kl_moments = RunningMoments.from_state_dict(stats["kl"])
+            self._groups_drawn = int(stats.get("groups_drawn", 0))
         super().set_state(state)
 
 

@@ -59,7 +59,28 @@ class GroupAlgorithmConfig(AlgorithmConfig):
                 setattr(self, k, v)
         return self
 
+    def _pick_runner(self) -> None:
+        """The LLM rollout actor for ``env: pairgrpo/llm``, the group runner otherwise (unless the
+        user chose a runner class of their own). Called by ``validate()``, which RLlib runs before
+        it builds the env runners."""
+        from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
+        from pairgrpo_rllib.envs.llm.runner import LLMGroupRunner
+
+        if self.is_llm and self.env_runner_cls is GroupEnvRunner:
+            self.env_runner_cls = LLMGroupRunner
+        elif not self.is_llm and self.env_runner_cls is LLMGroupRunner:
+            self.env_runner_cls = GroupEnvRunner
+
+    @property
+    def is_llm(self) -> bool:
+        """True for a causal-LM run (``env: pairgrpo/llm``)."""
+        return self.env == names.LLM_ENV
+
     def get_default_rl_module_spec(self) -> RLModuleSpec:
+        if self.is_llm:
+            from pairgrpo_rllib.algorithms.common.lm_module import CausalLMModule
+
+            return RLModuleSpec(module_class=CausalLMModule)
         from pairgrpo_rllib.algorithms.common.rl_module import GroupPolicyModule
 
         return RLModuleSpec(module_class=GroupPolicyModule)
@@ -84,7 +105,11 @@ class GroupAlgorithmConfig(AlgorithmConfig):
         return int(limit) if limit else 1000
 
     def member_length(self) -> int:
-        """H: steps per group member."""
+        """H: steps per group member (an LLM run: ``max_new_tokens``, the response width)."""
+        if self.is_llm:
+            from pairgrpo_rllib.envs.llm.settings import DEFAULTS
+
+            return int((self.env_config or {}).get("max_new_tokens", DEFAULTS["max_new_tokens"]))
         return int(self.segment_length) if self.segment_length else self.episode_limit()
 
     def groups_per_iteration(self) -> int:
@@ -97,7 +122,11 @@ class GroupAlgorithmConfig(AlgorithmConfig):
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> None:
         validate_rllib_settings(self)  # first: RLlib's own validate() may trip over a bad value
-        validate_model_config(self.model_config)
+        if self.is_llm:
+            validate_llm(self)
+        else:
+            validate_model_config(self.model_config)
+        self._pick_runner()
         validate_family(self)
         super().validate()
 
@@ -189,6 +218,33 @@ def validate_model_config(mc: dict) -> None:
         )
 
 
+def validate_llm(cfg: GroupAlgorithmConfig) -> None:
+    """An LLM run: its env_config and model_config (envs/llm/settings.py), and the family options
+    that only make sense for control tasks."""
+    from pairgrpo_rllib.envs.llm.models import LM_MODEL_DEFAULTS
+    from pairgrpo_rllib.envs.llm.settings import llm_settings
+
+    unknown = set(cfg.model_config or {}) - set(LM_MODEL_DEFAULTS)
+    if unknown:
+        k = sorted(unknown)[0]
+        _fail(f"model_config.{k}", cfg.model_config[k], f"an LLM policy takes {', '.join(LM_MODEL_DEFAULTS)}")
+    llm_settings(cfg.env_config, cfg.model_config)
+    if cfg.credit != "sequence":
+        _fail("credit", cfg.credit, "an LLM response is scored as a whole; use credit='sequence'")
+    if cfg.kl_estimator == "analytic":
+        _fail(
+            "kl_estimator",
+            "analytic",
+            "a causal LM uses a sampled estimator; use k3 (the default), k1, k2 or k3_is",
+        )
+    if cfg.group_mode != "reset":
+        _fail(
+            "group_mode",
+            cfg.group_mode,
+            "an LLM group is G responses to one prompt; leave group_mode at 'reset'",
+        )
+
+
 def validate_family(cfg: GroupAlgorithmConfig) -> None:
     """Reject bad family options; every message names the field, the value and the fix."""
     for name, field in FIELDS.items():
@@ -253,6 +309,16 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
             _fail("segment_length", h, f"H is longer than the episode limit {limit}; use H <= {limit}")
     if cfg.group_mode == "branch" and cfg.segment_length is None:
         _fail("segment_length", None, "group_mode='branch' needs a segment length H (e.g. 100)")
+    look = cfg.lookahead
+    if not _is_int(look) or not 0 <= look <= limit:
+        _fail("lookahead", look, f"use an integer number of steps L in [0, {limit}] (0 = none)")
+    if look and (cfg.group_mode != "branch" or cfg.credit != "step"):
+        _fail(
+            "lookahead",
+            look,
+            "it extends the per-step reward-to-go past a branch segment; use it with group_mode='branch' "
+            f"and credit='step' (now {cfg.group_mode!r}, {cfg.credit!r}), or set lookahead=0",
+        )
     steps_per_group = g * cfg.member_length()
     total = cfg.train_batch_size_per_learner
     if total % steps_per_group:

@@ -145,9 +145,7 @@ class GroupLearner(TorchLearner):
     def ref_action_logp(self, batch_np: dict):
         """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
         module = self.module[next(iter(self.module.keys()))].unwrapped()
-        return module.reference_logp(
-            torch.as_tensor(batch_np[names.OBS]), torch.as_tensor(batch_np[names.ACTIONS])
-        ).numpy()
+        return module.batch_reference_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
 
     @torch.no_grad()
     def kl_new_old(self, batch_np: dict) -> float:

@@ -178,6 +178,10 @@ class GroupPolicyModule(TorchRLModule, InferenceOnlyAPI):
         """``log pi_ref(a | s)`` of given observations and actions (leading dims kept)."""
         return action_logp(self.ref_actor(self.normalized_obs(obs)), actions, self.gaussian)
 
+    def batch_reference_logp(self, batch) -> torch.Tensor:
+        """``log pi_ref`` of a group batch's actions, ``(N, G, T)`` (the learner's kl_in_reward)."""
+        return self.reference_logp(batch[names.OBS], batch[names.ACTIONS])
+
     def reset_reference(self) -> None:
         """Make the current actor the new reference (e.g. after SFT); never called by training."""
         self.ref_actor.load_state_dict(self.actor.state_dict())

@@ -18,7 +18,13 @@ Implementation details
    gives GRPO per-step advantages for process rewards): each step's score is the member's
    (discounted) reward-to-go ``R_{i,t} = sum_{t' >= t} gamma^(t'-t) r_{i,t'}`` (:func:`reward_to_go`),
    and the members of a group are compared time index by time index (:func:`step_groups`), so the
-   action at step t is credited only with what follows it.
+   action at step t is credited only with what follows it. Ours, not DeepSeekMath's process
+   supervision: members share a state only at t = 0, so at t > 0 the group compares suffixes from
+   different states (a time-indexed baseline).
+7. In branch mode a member's reward-to-go stops at the segment end (no critic to bootstrap from), so
+   late steps are credited over ever shorter horizons. Option ``lookahead`` (L, ours) runs each
+   member L steps past its segment and adds their discounted return as a ``tail``
+   (:func:`reward_to_go`); those steps are not trained on. Measured in docs/rllib.md.
 """
 
 from __future__ import annotations
@@ -133,22 +139,38 @@ def kl_penalized_scores(
     return scores - beta * k1.sum(dim=-1)
 
 
-def reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
-    """Discounted suffix sums ``R_t = sum_{t' >= t} gamma^(t' - t) r_t'`` over real steps.
+def reward_to_go(
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float = 1.0,
+    tail: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Discounted suffix sums ``R_t = sum_{t' >= t} gamma^(t' - t) r_t' + gamma^(T - t) tail`` over real steps.
 
     Args:
         rewards: ``(..., T)`` per-step rewards.
         mask: ``(..., T)`` true on real steps (padding contributes nothing).
         gamma: discount within a member, in ``(0, 1]``; 1 gives plain reward-to-go.
+        tail: ``(...)`` optional value of what follows step ``T - 1`` (option ``lookahead``: the
+            discounted return of the steps run past the segment, ``sum_k gamma^k r_{T+k}``). It is
+            only defined for a row whose last step is real; a row that ended earlier must have tail 0.
 
     Returns:
         ``(..., T)`` reward-to-go in float64 (0 on padded steps after the last real one).
     """
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma={gamma!r} must lie in (0, 1]")
-    r = torch.where(mask.bool(), rewards.to(torch.float64), torch.zeros((), dtype=torch.float64))
+    mask = mask.bool()
+    r = torch.where(mask, rewards.to(torch.float64), torch.zeros((), dtype=torch.float64))
     out = torch.zeros_like(r)
     running = torch.zeros_like(r[..., 0])
+    if tail is not None:
+        tail = tail.to(torch.float64)
+        if tail.shape != running.shape:
+            raise ValueError(f"tail has shape {tuple(tail.shape)}; want {tuple(running.shape)} (one per row)")
+        if bool(((tail != 0) & ~mask[..., -1]).any()):
+            raise ValueError("tail is non-zero on a row whose last step is padding (that member had ended)")
+        running = tail
     for t in range(r.shape[-1] - 1, -1, -1):
         running = r[..., t] + gamma * running
         out[..., t] = running

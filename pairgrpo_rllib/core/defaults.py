@@ -44,6 +44,13 @@ FIELDS: dict[str, Field] = {
         "sequence: GRPO; step: ours (a time-indexed baseline, not process supervision)",
     ),
     "credit_gamma": Field(1.0, "discount of the reward-to-go within a member (credit='step')", "ours"),
+    "lookahead": Field(
+        0,
+        "steps each member runs past its H-step segment (branch mode, credit='step'): their discounted "
+        "return extends the reward-to-go of the segment's steps, which alone are trained on; 0 = cut at H",
+        "ours (against the reward-to-go's truncation at the segment end)",
+        "L",
+    ),
     "sample_seed": Field(
         0,
         "extra seed of the sampling streams (start states, action noise, labels); each stream derives from "

@@ -62,3 +62,30 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` over the steps where ``mask`` is true (0 when none is); a scalar."""
     mask = mask.bool()
     return torch.where(mask, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1)
+
+
+def token_logp(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``log softmax(logits / temperature)[token]`` per position, without a ``V``-wide log-prob tensor.
+
+    Args:
+        logits: ``(..., V)`` next-token logits at the positions that predicted ``tokens``.
+        tokens: ``(...)`` integer token ids.
+        temperature: the sampler's temperature (its distribution is ``softmax(logits / temperature)``).
+
+    Returns:
+        ``(...)`` log-probabilities in float32 or wider (the logits' dtype if wider): bf16 logits are
+        upcast first, since a log-prob ratio of two bf16 numbers carries only ~3 significant digits.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature!r} must be > 0")
+    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    if temperature != 1.0:
+        x = x / temperature
+    picked = torch.gather(x, -1, tokens.long().unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(x, dim=-1)
+
+
+def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per-position entropy of ``softmax(logits / temperature)``, ``(...)`` nats."""
+    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    return categorical_entropy(x / temperature)

@@ -19,18 +19,23 @@ LOSS_AGGS = ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm")
 KL_ANCHORS = ("ref", "old")
 GROUP_MODES = ("reset", "branch")
 CREDITS = ("sequence", "step")
+# The environment id of an LLM run (its prompts and scorer are the env_config; envs/llm/settings.py).
+LLM_ENV = "pairgrpo/llm"
 
 # --- group batch columns -------------------------------------------------------------------------
 # Every column has leading dims (N, G, T) (N groups, G members, T padded steps) or (N, G):
 #
 #   column             shape                meaning
-#   obs                (N, G, T, obs_dim)   observations (an LLM batch: prompt ids)
-#   actions            (N, G, T[, act_dim]) actions (an LLM batch: response token ids)
+#   obs                (N, G, T, obs_dim)   observations (control tasks)
+#   prompt_ids         (N, G, P)            an LLM batch: left-padded prompt token ids (P fixed)
+#   prompt_mask        (N, G, P)            an LLM batch: 1 on real prompt tokens, 0 on left padding
+#   actions            (N, G, T[, act_dim]) actions (an LLM batch: response token ids, T fixed)
 #   action_logp        (N, G, T)            log pi_old(a_t | s_t), recorded when sampling
 #   old_dist_inputs    (N, G, T, D)         pi_old's distribution parameters (explicit distributions)
 #   loss_mask          (N, G, T)            1.0 on real steps (response tokens), 0.0 on padding
 #   rewards            (N, G, T)            per-step rewards (the driver's; not sent to learners)
 #   scores             (N, G)               r_i: member return / reward-model score (oracle input)
+#   tail_returns       (N, G)               discounted return of the lookahead steps past the segment
 #   advantages         (N, G) or (N, G, T)  A_i (per step with credit="step"), from the driver
 #   grpo_advantages    like advantages      GRPO's advantages of the same batch (grad cosine only)
 #   pairs              (N, P, 3)            (valid, winner, loser): whole-member preference pairs
@@ -41,27 +46,34 @@ CREDITS = ("sequence", "step")
 # unit per time index: the members' suffixes from step t). A batch row is a whole group, so RLlib's
 # minibatching and sharding across learners never split a group.
 OBS = "obs"
+PROMPT_IDS = "prompt_ids"
+PROMPT_MASK = "prompt_mask"
 ACTIONS = "actions"
 ACTION_LOGP = "action_logp"
 OLD_DIST_INPUTS = "old_dist_inputs"
 MASK = "loss_mask"
 REWARDS = "rewards"
 SCORES = "scores"
+TAIL_RETURNS = "tail_returns"
 ADVANTAGES = "advantages"
 GRPO_ADVANTAGES = "grpo_advantages"
 PAIRS = "pairs"
 HARD_PAIRS = "hard_pairs"
 TARGET_LOGP = "target_logp"
 # Columns whose third axis is not time (never padded along T when groups are concatenated).
-NOT_TIME_INDEXED = (PAIRS, HARD_PAIRS, TARGET_LOGP)
+NOT_TIME_INDEXED = (PAIRS, HARD_PAIRS, TARGET_LOGP, PROMPT_IDS, PROMPT_MASK)
 # Sampled columns the driver keeps to itself (never sent to learners).
-DRIVER_ONLY = (REWARDS,)
+DRIVER_ONLY = (REWARDS, TAIL_RETURNS)
 # What a sampler returns beside the columns.
 EPISODE_RETURNS = "episode_returns"
 ENV_STEPS = "env_steps"
+TRUNCATED_RESPONSES = "truncated_responses"  # LLM samplers: responses cut at max_new_tokens
 
 # --- module outputs ------------------------------------------------------------------------------
 REF_DIST_INPUTS = "ref_action_dist_inputs"  # pi_ref's distribution inputs, learner-side only
+TOKEN_LOGP = "token_logp"  # a causal LM's log-probs of the response tokens, (N*G, T)
+REF_TOKEN_LOGP = "ref_token_logp"  # the reference LM's, (N*G, T), no gradient
+TOKEN_ENTROPY = "token_entropy"  # per-token entropy of the policy, (N*G, T), no gradient
 
 # --- metric keys: the stats of the losses and the learner (per module) ---------------------------
 LOSS = "loss"

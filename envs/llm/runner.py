@@ -1,0 +1,230 @@
+"""``LLMGroupRunner``: the rollout actor of the LLM path, an RLlib ``EnvRunner``.
+
+It owns an inference-only copy of the policy module (``CausalLMModule``), a rollout engine
+(``engines.py``: transformers or vLLM), the prompt list and the scorer. ``sample_groups`` returns the
+same ``(N, G, T)`` group batch as the MuJoCo runner (``core.names``), so the GRPO-family driver and
+learners are unchanged:
+
+* ``prompt_ids``/``prompt_mask`` ``(N, G, P)``: the prompt, left-padded to ``max_prompt_tokens``;
+* ``actions`` ``(N, G, T)`` response token ids, ``loss_mask`` on the response (EOS included),
+  ``action_logp`` the engine's log-probs (pi_old);
+* ``scores`` ``(N, G)`` from the scorer; ``rewards`` ``(N, G, T)`` the score on the last token.
+
+Which prompts: the driver numbers the groups it asks for (``first``: the index of the first one in
+the run), and group k takes prompt ``order[k mod n]`` of a seeded permutation per pass over the
+data, with generation seed ``derive_seed(seed, sample_seed, "generation", k)``. Every runner holds the
+same prompt list, so the mapping does not depend on how many runners there are or which one samples,
+and a resumed run (the driver's counter is in its checkpoint) continues with the next prompts.
+
+Weights: RLlib's sync (learner -> object store -> ``set_state``) updates the module; the engine is
+then told to serve them (``Engine.load_weights``: nothing to do for the transformers engine, which
+generates with the module's own LM).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.core import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
+from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
+from ray.rllib.env.env_runner import EnvRunner
+from ray.rllib.utils.checkpoints import Checkpointable
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, WEIGHTS_SEQ_NO
+
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.seeding import derive_seed
+
+
+class LLMGroupRunner(EnvRunner, Checkpointable):
+    """Groups of G responses per prompt, from a causal LM policy (module docstring)."""
+
+    def __init__(self, *, config, **kwargs):
+        super().__init__(config=config, **kwargs)
+        from pairgrpo_rllib.envs.llm.data import load_prompts
+        from pairgrpo_rllib.envs.llm.models import format_prompt, lm_spaces, load_tokenizer
+        from pairgrpo_rllib.envs.llm.scorers import make_scorer
+        from pairgrpo_rllib.envs.llm.settings import llm_settings
+
+        torch.set_num_threads(1)
+        self.settings = s = llm_settings(self.config.env_config, self.config.model_config)
+        mc = s["model"]
+        self.tokenizer = load_tokenizer(mc["name_or_path"], trust_remote_code=mc["trust_remote_code"])
+        self.max_prompt_tokens = s["max_prompt_tokens"]
+        self.max_new_tokens = s["max_new_tokens"]
+
+        def encode(source: dict | None):
+            if source is None:
+                return None, 0
+            conversations = load_prompts(
+                source["path"], split=source["split"], schema=source["schema"],
+                limit=source["limit"], data_dir=source["data_dir"],
+            )  # fmt: skip
+            kept, dropped = [], 0
+            for messages in conversations:
+                ids = self.tokenizer(format_prompt(self.tokenizer, messages), add_special_tokens=False)[
+                    "input_ids"
+                ]
+                if len(ids) > self.max_prompt_tokens:
+                    dropped += 1
+                else:
+                    kept.append((messages, ids))
+            if not kept:
+                raise ValueError(
+                    f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no prompt of "
+                    f"{source['path']!r} fits; raise it"
+                )
+            return kept, dropped
+
+        self.prompts, self.prompts_dropped = encode(s["prompts"])
+        self.eval_prompts, _ = encode(s["eval_prompts"])
+        vocab = len(self.tokenizer)
+        obs_space, act_space = lm_spaces(vocab, self.max_prompt_tokens)
+        self._spaces = {
+            INPUT_ENV_SPACES: (obs_space, act_space),
+            INPUT_ENV_SINGLE_SPACES: (obs_space, act_space),
+            DEFAULT_MODULE_ID: (obs_space, act_space),
+        }
+        self._weights_seq_no = 0
+        self.make_module()
+        self.engine = self._make_engine()
+        self.scorer = make_scorer(s["scorer"])
+        self.eval_scorer = self.scorer if s["eval_scorer"] == s["scorer"] else make_scorer(s["eval_scorer"])
+        self._orders: dict[int, np.ndarray] = {}
+
+    # ---- RLlib's EnvRunner API -----------------------------------------------------------------
+    def make_env(self) -> None:
+        return None  # the "environment" is the prompt list and the scorer
+
+    def make_module(self):
+        spec = self.config.get_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
+        self.module = spec.build()
+
+    def get_spaces(self):
+        return self._spaces
+
+    def assert_healthy(self):
+        assert self.module is not None and self.prompts, "LLMGroupRunner has no module or no prompts"
+
+    def sample(self, **kwargs):
+        raise NotImplementedError(
+            "the GRPO family samples with sample_groups(); LLMGroupRunner has no episodes"
+        )
+
+    def get_metrics(self):
+        return self.metrics.reduce()
+
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = {NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime}
+        if self._check_component(COMPONENT_RL_MODULE, components, not_components):
+            state[COMPONENT_RL_MODULE] = self.module.get_state(**kwargs)
+            state[WEIGHTS_SEQ_NO] = self._weights_seq_no
+        return state
+
+    def set_state(self, state) -> None:
+        if COMPONENT_RL_MODULE in state:
+            seq = state.get(WEIGHTS_SEQ_NO, 0)
+            if seq == 0 or self._weights_seq_no < seq:
+                module_state = state[COMPONENT_RL_MODULE]
+                if not isinstance(module_state, dict):
+                    import ray
+
+                    module_state = ray.get(module_state)
+                if DEFAULT_MODULE_ID in module_state:
+                    module_state = module_state[DEFAULT_MODULE_ID]
+                self.module.set_state(module_state)
+                self.engine.load_weights(self.module.lm.state_dict())
+            if seq > 0:
+                self._weights_seq_no = seq
+        if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
+            self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+
+    def get_ctor_args_and_kwargs(self):
+        return (), {"config": self.config}
+
+    def get_checkpointable_components(self):
+        return []
+
+    def stop(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.stop()
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def _make_engine(self):
+        from pairgrpo_rllib.envs.llm.engines import TransformersEngine
+
+        s = self.settings
+        if s["engine"] == "vllm":
+            from pairgrpo_rllib.envs.llm.vllm_engine import VLLMEngine
+
+            return VLLMEngine(
+                s["model"]["name_or_path"],
+                self.tokenizer,
+                temperature=s["model"]["temperature"],
+                max_new_tokens=self.max_new_tokens,
+                max_model_len=self.max_prompt_tokens + self.max_new_tokens,
+                seed=derive_seed(self.config.seed, self.config.sample_seed, "vllm", self.worker_index),
+                dtype=s["model"]["dtype"],
+            )
+        return TransformersEngine(
+            self.module.lm,
+            self.tokenizer,
+            temperature=s["model"]["temperature"],
+            max_new_tokens=self.max_new_tokens,
+        )
+
+    def prompt_index(self, k: int) -> int:
+        """The prompt of the run's k-th group: a seeded permutation per pass over the prompts."""
+        n = len(self.prompts)
+        epoch = k // n
+        if epoch not in self._orders:
+            seed = derive_seed(self.config.seed, self.config.sample_seed, "prompt order", epoch)
+            self._orders = {epoch: np.random.default_rng(seed).permutation(n)}
+        return int(self._orders[epoch][k % n])
+
+    def _groups(self, chosen: list[tuple[list[dict], list[int]]], seed: int, greedy: bool, n: int):
+        from pairgrpo_rllib.envs.llm.engines import left_pad
+
+        ids, mask = left_pad([c[1] for c in chosen], self.max_prompt_tokens, self.tokenizer.pad_token_id)
+        return ids, mask, self.engine.generate(ids, mask, n, seed=seed, greedy=greedy)
+
+    def sample_groups(self, num_groups: int, first: int = 0) -> dict:
+        """Groups ``first .. first + num_groups - 1`` of the run as a batch dict ``(N, G, ...)``."""
+        g = self.config.group_size
+        batches = []
+        truncated = 0
+        for k in range(first, first + num_groups):
+            # one engine call per group: its seed is the group's own, whatever the batching
+            prompt = self.prompts[self.prompt_index(k)]
+            seed = derive_seed(self.config.seed, self.config.sample_seed, "generation", k)
+            ids, mask, gen = self._groups([prompt], seed, False, g)
+            truncated += gen.truncated
+            scores = self.scorer.score([prompt[0]], gen.texts)  # (1, G)
+            rewards = np.zeros_like(gen.logp)
+            last = np.maximum(gen.response_mask.sum(-1).astype(np.int64) - 1, 0)  # (1, G)
+            np.put_along_axis(rewards, last[..., None], scores[..., None], axis=-1)
+            tile = lambda x: np.repeat(x[:, None], g, axis=1)  # noqa: E731  (N, P) -> (N, G, P)
+            batches.append(
+                {
+                    names.PROMPT_IDS: tile(ids),
+                    names.PROMPT_MASK: tile(mask),
+                    names.ACTIONS: gen.response_ids,
+                    names.ACTION_LOGP: gen.logp,
+                    names.MASK: gen.response_mask,
+                    names.REWARDS: rewards,
+                    names.SCORES: scores,
+                }
+            )
+        out = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+        out[names.EPISODE_RETURNS] = out[names.SCORES].reshape(-1).astype(np.float64)
+        out[names.ENV_STEPS] = int(out[names.MASK].sum())
+        out[names.TRUNCATED_RESPONSES] = truncated
+        self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
+        return out
+
+    def evaluate(self, num_episodes: int, seed: int = 10_000) -> list[float]:
+        """Greedy responses to the first ``num_episodes`` evaluation prompts, scored by the
+        evaluation scorer (the synthetic task's truth, where configured)."""
+        prompts = (self.eval_prompts or self.prompts)[:num_episodes]
+        _, _, gen = self._groups(prompts, seed, True, 1)
+        return self.eval_scorer.score([p[0] for p in prompts], gen.texts)[:, 0].tolist()

@@ -1,0 +1,337 @@
+"""The LLM path on real components: a tiny Qwen2 LM and tokenizer made here, the synthetic task's
+files in the public schemas, real Ray, the GRPO-family algorithms on token batches."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import ray
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+
+from pairgrpo_rllib.algorithms.registry import algorithm_config
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.losses import grpo_loss
+from pairgrpo_rllib.envs.llm import data as D
+from pairgrpo_rllib.envs.llm import synthetic as S
+from pairgrpo_rllib.envs.llm.engines import left_pad, response_masks
+from pairgrpo_rllib.envs.llm.models import (
+    format_prompt,
+    load_causal_lm,
+    load_tokenizer,
+    make_tiny,
+)
+
+FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny model, an (untrained) reward model made from it, and the synthetic task's files."""
+    from transformers import AutoModelForSequenceClassification
+
+    root = tmp_path_factory.mktemp("llm")
+    tiny = make_tiny(root / "tiny", seed=0)
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny, num_labels=1)
+    tok = load_tokenizer(str(tiny))
+    rm.config.pad_token_id = tok.pad_token_id
+    rm.save_pretrained(root / "rm")
+    tok.save_pretrained(root / "rm")
+    files = S.write_task(root / "task", n_train=120, n_test=30, seed=0)
+    return {"tiny": str(tiny), "rm": str(root / "rm"), "task": root / "task", "files": files, "root": root}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def llm_config(name: str, assets, **training):
+    opts = dict(
+        group_size=4,
+        train_batch_size_per_learner=4 * 12 * 3,  # 3 prompts x G 4 x 12 tokens
+        minibatch_size=1,
+        num_epochs=1,
+        lr=1e-3,
+        eval_interval=0,
+        grad_cosine_every=0,
+    )
+    opts.update(training)
+    return (
+        algorithm_config(name)
+        .environment(
+            names.LLM_ENV,
+            env_config={
+                "prompts": {"path": str(assets["task"] / "sft_train.jsonl")},
+                "eval_prompts": {"path": str(assets["task"] / "eval_prompts.jsonl")},
+                "scorer": {"kind": "reward_model", "path": assets["rm"]},
+                "eval_scorer": {"kind": "truth"},
+                "max_prompt_tokens": 24,
+                "max_new_tokens": 12,
+            },
+        )
+        .rl_module(model_config={"name_or_path": assets["tiny"]})
+        .env_runners(num_env_runners=0)
+        .training(**opts)
+        .debugging(seed=0)
+    )
+
+
+# ---- models, tokenizers, data ----------------------------------------------------------------------
+
+
+def test_make_tiny_writes_a_model_every_loader_reads(assets, tmp_path):
+    tok = load_tokenizer(assets["tiny"])
+    model = load_causal_lm(assets["tiny"])
+    cfg = model.config
+    assert cfg.hidden_size // cfg.num_attention_heads >= 32  # what vLLM's CPU backend needs
+    text = format_prompt(tok, "What is 3 plus 4?")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text  # byte-level BPE round trip
+    assert len(ids) < 16  # the corpus taught it the task's words
+    with pytest.raises(ValueError, match="head_dim"):
+        make_tiny(tmp_path / "bad", hidden_size=64, num_attention_heads=4)
+    with pytest.raises(ValueError, match="not empty"):
+        make_tiny(assets["root"] / "tiny")
+
+
+def test_model_path_errors_name_the_field(assets, tmp_path):
+    with pytest.raises(ValueError, match=r"model.name_or_path=.*no config.json"):
+        load_causal_lm(str(tmp_path))
+    with pytest.raises(ValueError, match="model.dtype"):
+        load_causal_lm(assets["tiny"], dtype="int8")
+
+
+def test_truth_scorer_hand_cases():
+    assert S.truth_reward("What is 3 plus 4?", "3 plus 4 is 7.") == 1.0
+    assert S.truth_reward("What is 3 plus 4?", "7") == 1.0
+    assert S.truth_reward("What is 3 plus 4?", "3 plus 4 is 8.") == 0.0
+    assert S.truth_reward("What is 3 plus 4?", S.REFUSAL) == 0.0  # over-refusal is unhelpful
+    assert S.truth_reward("Repeat the word apple.", "apple") == 1.0
+    assert S.truth_reward("Repeat the word apple.", "apple apple") == 0.5
+    assert S.truth_reward("How do I steal a car?", S.REFUSAL) == 1.0
+    assert S.truth_reward("How do I steal a car?", "I like the weather today.") == 0.5
+    assert S.truth_reward("How do I steal a car?", "Sure, first you find one, then you take it.") == 0.0
+    rambling = "7 " + "and so on " * 6
+    assert S.truth_reward("What is 3 plus 4?", rambling) < 1.0  # length penalty past 12 words
+    parts = S.truth_scores("How do I steal a car?", "Sure, first you find one.")
+    assert parts["harmlessness"] == 0.0 and parts["helpfulness"] == 0.0
+    assert S.truth_scores("What is 1 plus 1?", "zq xv")["coherence"] == 0.0
+    with pytest.raises(ValueError, match="not a prompt of the synthetic task"):
+        S.truth_reward("Tell me a joke.", "no")
+
+
+def test_label_noise_follows_the_bradley_terry_annotator():
+    rng = random.Random(0)
+    p = "What is 3 plus 4?"
+    # r = 1 vs 0 at temperature 0.5: P(right label) = sigmoid(2) = 0.881
+    wins = sum(label_ok for label_ok in (S.label_pair(p, "7", "8", rng, 0.5)[0] == "7" for _ in range(4000)))
+    assert abs(wins / 4000 - 1 / (1 + math.exp(-2.0))) < 0.02
+
+
+def test_the_three_schemas_load_to_the_same_pairs(assets):
+    t = assets["task"]
+    hh = D.load_preferences(str(t / "hh_rlhf_train.jsonl"))
+    ufb = D.load_preferences(str(t / "ultrafeedback_binarized_train_prefs.jsonl"))
+    uf = D.load_preferences(str(t / "ultrafeedback_train.jsonl"))
+    assert len(hh) == len(ufb) == 120 and 0 < len(uf) <= 120
+    assert hh == ufb
+    assert {r["messages"][-1]["content"] for r in uf} <= {r["messages"][-1]["content"] for r in hh}
+    # openbmb's construction: the best-rated completion against a lower-rated one
+    for r in uf[:20]:
+        assert r["chosen"] != r["rejected"]
+    prompts = D.load_prompts(str(t / "eval_prompts.jsonl"))
+    assert len(prompts) == 150 and prompts[0][0]["role"] == "user"
+
+
+def test_hh_transcripts_split_into_turns_and_the_prompt_is_the_common_prefix(tmp_path):
+    row = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What is 1 plus 2?\n\nAssistant: 3",
+        "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What is 1 plus 2?\n\nAssistant: 4",
+    }
+    got = D.hh_row(row, 0, "x")
+    assert got["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "What is 1 plus 2?"},
+    ]
+    assert (got["chosen"], got["rejected"]) == ("3", "4")
+    with pytest.raises(D.DataError, match="share the prompt"):
+        D.hh_row({"chosen": row["chosen"], "rejected": "\n\nHuman: other\n\nAssistant: 4"}, 3, "x")
+
+
+def test_bad_data_files_fail_naming_the_file_and_columns(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    with pytest.raises(D.DataError, match=r"fit no known schema"):
+        D.load_preferences(str(bad))
+    with pytest.raises(D.DataError, match="no such file"):
+        D.load_preferences(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(D.DataError, match="lacks column"):
+        D.load_preferences(str(bad), schema="hh")
+
+
+def test_left_padding_and_response_masks():
+    ids, mask = left_pad([[5, 6], [7]], 4, 0)
+    assert ids.tolist() == [[0, 0, 5, 6], [0, 0, 0, 7]] and mask.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1]]
+    m, truncated = response_masks(np.array([[4, 9, 1, 1], [4, 4, 4, 4]]), eos_id=9)
+    assert m.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]] and truncated == 1
+    with pytest.raises(ValueError, match="max_prompt_tokens"):
+        left_pad([[1, 2, 3]], 2, 0)
+
+
+# ---- the rollout actor and the learner --------------------------------------------------------------
+
+
+def _learner(algo):
+    return algo.learner_group._learner
+
+
+def test_sampler_log_probs_equal_the_learners_before_and_after_an_update(local_ray, assets):
+    """The engine's per-token log-probs of its own samples equal the learner's recomputation (fp32,
+    1e-4), and after a training step and weight sync the runner generates from the new weights."""
+    algo = llm_config("GRPO", assets).build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        learner = _learner(algo)
+        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+
+        def check(batch):
+            t = {k: torch.as_tensor(v) for k, v in batch.items() if isinstance(v, np.ndarray)}
+            got = module.policy_logp(t)
+            mask = t[names.MASK] > 0
+            err = (got - t[names.ACTION_LOGP]).abs()[mask].max()
+            assert err < 1e-4, float(err)
+            assert mask.any() and (t[names.ACTIONS][~mask] == runner.tokenizer.pad_token_id).all()
+
+        before = runner.sample_groups(2, first=0)
+        check(before)
+        assert before[names.PROMPT_IDS].shape == (2, 4, 24) and before[names.ACTIONS].shape == (2, 4, 12)
+        assert np.array_equal(before[names.PROMPT_IDS][:, 0], before[names.PROMPT_IDS][:, 3])  # one prompt
+        for _ in range(3):
+            algo.train()
+        after = runner.sample_groups(2, first=0)  # same prompts, same generation seeds
+        check(after)
+        assert not np.array_equal(before[names.ACTIONS], after[names.ACTIONS])  # new weights generate
+        w_learner = module.lm.state_dict()
+        w_runner = runner.module.lm.state_dict()
+        assert all(torch.equal(w_learner[k], w_runner[k]) for k in w_runner)
+        # the reference never moves
+        assert all(
+            torch.equal(module.ref_lm.state_dict()[k], v)
+            for k, v in load_causal_lm(assets["tiny"]).state_dict().items()
+        )
+    finally:
+        algo.stop()
+
+
+def test_groups_are_numbered_by_the_driver_and_reproducible(local_ray, assets):
+    algo = llm_config("GRPO", assets).build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        a = runner.sample_groups(3, first=5)
+        b = runner.sample_groups(1, first=6)  # group 6 alone: same prompt, same responses
+        assert np.array_equal(a[names.ACTIONS][1], b[names.ACTIONS][0])
+        order = [runner.prompt_index(k) for k in range(len(runner.prompts))]
+        assert sorted(order) == list(range(len(runner.prompts)))  # one pass visits every prompt once
+        algo.train()
+        algo.train()
+        assert algo._groups_drawn == 2 * 3
+        assert algo.get_state()["pairgrpo_run_statistics"]["groups_drawn"] == 6
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_every_family_algorithm_takes_one_step_on_tokens(local_ray, assets, name):
+    algo = llm_config(name, assets).build_algo()
+    try:
+        learner = _learner(algo)
+        before = {
+            k: v.clone() for k, v in learner.module[DEFAULT_MODULE_ID].unwrapped().lm.state_dict().items()
+        }
+        res = algo.train()
+        stats = res["learners"][DEFAULT_MODULE_ID]
+        assert math.isfinite(stats["loss"]) and stats["num_minibatch_updates"] == 3
+        after = learner.module[DEFAULT_MODULE_ID].unwrapped().lm.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+    finally:
+        algo.stop()
+
+
+def test_learner_loss_on_tokens_equals_the_pure_function(local_ray, assets):
+    algo = llm_config("GRPO", assets, kl_coeff=0.1).build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        batch = runner.sample_groups(3, first=0)
+        batch.pop(names.EPISODE_RETURNS)
+        batch.pop(names.ENV_STEPS)
+        batch.pop(names.TRUNCATED_RESPONSES)
+        batch = algo.learner_batch(batch)
+        learner = _learner(algo)
+        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+        t = {k: torch.as_tensor(v) for k, v in batch.items()}
+        fwd = module.forward_train(t)
+        loss = learner.compute_loss_for_module(
+            module_id=DEFAULT_MODULE_ID, config=algo.config, batch=t, fwd_out=fwd
+        )
+        n, g, width = t[names.MASK].shape
+        rows = lambda x: x.reshape(n * g, width)  # noqa: E731
+        want, _ = grpo_loss(
+            rows(fwd[names.TOKEN_LOGP]),
+            rows(t[names.ACTION_LOGP]),
+            rows(fwd[names.REF_TOKEN_LOGP]),
+            t[names.ADVANTAGES].reshape(-1),
+            rows(t[names.MASK]) > 0,
+            beta=0.1,
+            kl_estimator="k3",
+        )
+        assert torch.allclose(loss, want, atol=1e-6)
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"model": "/nonexistent/model"}, "model_config.name_or_path"),
+        ({"prompts": "BAD_COLUMNS"}, "env_config.prompts.path"),
+        ({"prompts": "/nonexistent/prompts.jsonl"}, "env_config.prompts.path"),
+        ({"max_new_tokens": 300}, "env_config.max_new_tokens"),  # 24 + 300 > 256 positions
+        ({"engine": "tgi"}, "env_config.engine"),
+        ({"scorer": {"kind": "vibes"}}, "env_config.scorer.kind"),
+        ({"scorer": {"kind": "reward_model", "path": "/nonexistent/rm"}}, "env_config.scorer.path"),
+        ({"training": {"group_size": 1}}, "group_size"),
+        ({"training": {"credit": "step"}}, "credit"),
+        ({"training": {"kl_estimator": "analytic"}}, "kl_estimator"),
+        ({"model_config_extra": {"fcnet_hiddens": [64]}}, "model_config.fcnet_hiddens"),
+        ({"temperature": 0.0}, "model_config.temperature"),
+    ],
+)
+def test_bad_llm_configs_fail_before_ray_naming_the_field(assets, tmp_path, change, field):
+    cfg = llm_config("GRPO", assets, **change.get("training", {}))
+    env_config = dict(cfg.env_config)
+    model_config = dict(cfg.model_config)
+    if "model" in change:
+        model_config["name_or_path"] = change["model"]
+    if "prompts" in change:
+        path = change["prompts"]
+        if path == "BAD_COLUMNS":
+            path = tmp_path / "p.jsonl"
+            path.write_text(json.dumps({"question": "q"}) + "\n")
+        env_config["prompts"] = {"path": str(path)}
+    for key in ("max_new_tokens", "engine", "scorer"):
+        if key in change:
+            env_config[key] = change[key]
+    if "temperature" in change:
+        model_config["temperature"] = change["temperature"]
+    model_config.update(change.get("model_config_extra", {}))
+    cfg.environment(names.LLM_ENV, env_config=env_config).rl_module(model_config=model_config)
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        cfg.validate()
