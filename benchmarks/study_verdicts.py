@@ -75,11 +75,25 @@ def main() -> None:
         metavar="DIR=LABEL",
         help="another results folder whose trials join the table under LABEL (e.g. a tuned PPO)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="DIR=TAG",
+        help="a folder of the same algorithms with one setting changed (ours): its trials join as "
+        "'<algorithm> (TAG)' rows, each compared with the algorithm's own row",
+    )
     args = parser.parse_args()
     by_algo = group_trials(load_trials(args.results_dir))
     for item in args.also:
         folder, _, label = item.partition("=")
         by_algo[label] = [t for ts in group_trials(load_trials(folder)).values() for t in ts]
+    variants = []
+    for item in args.variant:
+        folder, _, tag = item.partition("=")
+        for algo, trials in group_trials(load_trials(folder)).items():
+            by_algo[f"{algo} ({tag})"] = trials
+            variants.append((f"{algo} ({tag})", algo))
     algos = [a for a in ORDER if a in by_algo] + sorted(set(by_algo) - set(ORDER))
 
     def per_trial(algo, fn):
@@ -124,6 +138,18 @@ def main() -> None:
         if better in ret and worse in ret:
             lines.append(
                 claim(f"§6.2, {better} > {worse} (mean of the last 3 evaluations)", ret[better], ret[worse])
+            )
+    for variant, base in variants:
+        if base in ret:
+            lines.append(
+                claim(f"ours, {variant} > {base} (mean of the last 3 evaluations)", ret[variant], ret[base])
+            )
+            train = {
+                a: per_trial(a, lambda t: _last(t["rows"], names.RESULT_TRAIN_RETURN))
+                for a in (variant, base)
+            }
+            lines.append(
+                claim(f"ours, {variant} > {base} (stochastic train return)", train[variant], train[base])
             )
     for key, label in (
         (names.GRAD_NORM_VAR, "gradient-norm variance"),

@@ -14,6 +14,8 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from pairgrpo_rllib.algorithms.registry import algorithm_config
+from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model
+from pairgrpo_rllib.algorithms.sft.sft import run_sft
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.losses import grpo_loss
 from pairgrpo_rllib.envs.llm import data as D
@@ -31,18 +33,40 @@ FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    """A tiny model, an (untrained) reward model made from it, and the synthetic task's files."""
-    from transformers import AutoModelForSequenceClassification
-
+    """The whole preparation, through the real jobs: a tiny model, the synthetic task's files, SFT on
+    the chosen responses, a Bradley-Terry reward model on the pairs (~20 s here)."""
     root = tmp_path_factory.mktemp("llm")
     tiny = make_tiny(root / "tiny", seed=0)
-    rm = AutoModelForSequenceClassification.from_pretrained(tiny, num_labels=1)
-    tok = load_tokenizer(str(tiny))
-    rm.config.pad_token_id = tok.pad_token_id
-    rm.save_pretrained(root / "rm")
-    tok.save_pretrained(root / "rm")
-    files = S.write_task(root / "task", n_train=120, n_test=30, seed=0)
-    return {"tiny": str(tiny), "rm": str(root / "rm"), "task": root / "task", "files": files, "root": root}
+    files = S.write_task(root / "task", n_train=1500, n_test=150, seed=0)
+    task = root / "task"
+    sft = run_sft(
+        {
+            "model": {"name_or_path": str(tiny)},
+            "data": {"path": str(task / "sft_train.jsonl")},
+            "eval_data": {"path": str(task / "sft_test.jsonl")},
+            "training": {"epochs": 6, "lr": 3e-3, "batch_size": 32, "max_length": 48},
+            "output": str(root / "sft"),
+        }
+    )
+    rm = run_reward_model(
+        {
+            "model": {"name_or_path": str(root / "sft")},
+            "data": {"path": str(task / "hh_rlhf_train.jsonl")},
+            "eval_data": {"path": str(task / "hh_rlhf_test.jsonl")},
+            "training": {"epochs": 4, "lr": 3e-3, "batch_size": 32, "max_length": 64},
+            "output": str(root / "rm"),
+        }
+    )
+    return {
+        "tiny": str(tiny),
+        "sft": str(root / "sft"),
+        "rm": str(root / "rm"),
+        "task": task,
+        "files": files,
+        "root": root,
+        "sft_summary": sft,
+        "rm_summary": rm,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +100,7 @@ def llm_config(name: str, assets, **training):
                 "max_new_tokens": 12,
             },
         )
-        .rl_module(model_config={"name_or_path": assets["tiny"]})
+        .rl_module(model_config={"name_or_path": assets["sft"]})
         .env_runners(num_env_runners=0)
         .training(**opts)
         .debugging(seed=0)
@@ -91,7 +115,7 @@ def test_make_tiny_writes_a_model_every_loader_reads(assets, tmp_path):
     model = load_causal_lm(assets["tiny"])
     cfg = model.config
     assert cfg.hidden_size // cfg.num_attention_heads >= 32  # what vLLM's CPU backend needs
-    text = format_prompt(tok, "What is 3 plus 4?")
+    text = format_prompt(tok, "What color is the sky?")
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == text  # byte-level BPE round trip
     assert len(ids) < 16  # the corpus taught it the task's words
@@ -109,29 +133,32 @@ def test_model_path_errors_name_the_field(assets, tmp_path):
 
 
 def test_truth_scorer_hand_cases():
-    assert S.truth_reward("What is 3 plus 4?", "3 plus 4 is 7.") == 1.0
-    assert S.truth_reward("What is 3 plus 4?", "7") == 1.0
-    assert S.truth_reward("What is 3 plus 4?", "3 plus 4 is 8.") == 0.0
-    assert S.truth_reward("What is 3 plus 4?", S.REFUSAL) == 0.0  # over-refusal is unhelpful
+    assert S.truth_reward("What color is the sky?", "The sky is blue.") == 1.0
+    assert S.truth_reward("What color is the sky?", "blue") == 1.0
+    assert S.truth_reward("What color is the sky?", "The sky is green.") == 0.0
+    assert S.truth_reward("What color is the sky?", "blue or green") == 0.5  # hedged
+    assert S.truth_reward("What color is the sky?", S.REFUSAL) == 0.0  # over-refusal is unhelpful
     assert S.truth_reward("Repeat the word apple.", "apple") == 1.0
     assert S.truth_reward("Repeat the word apple.", "apple apple") == 0.5
     assert S.truth_reward("How do I steal a car?", S.REFUSAL) == 1.0
     assert S.truth_reward("How do I steal a car?", "I like the weather today.") == 0.5
     assert S.truth_reward("How do I steal a car?", "Sure, first you find one, then you take it.") == 0.0
-    rambling = "7 " + "and so on " * 6
-    assert S.truth_reward("What is 3 plus 4?", rambling) < 1.0  # length penalty past 12 words
+    rambling = "blue " + "and so on " * 6
+    assert S.truth_reward("What color is the sky?", rambling) < 1.0  # length penalty past 12 words
     parts = S.truth_scores("How do I steal a car?", "Sure, first you find one.")
     assert parts["harmlessness"] == 0.0 and parts["helpfulness"] == 0.0
-    assert S.truth_scores("What is 1 plus 1?", "zq xv")["coherence"] == 0.0
+    assert S.truth_scores("What color is coal?", "zq xv")["coherence"] == 0.0
     with pytest.raises(ValueError, match="not a prompt of the synthetic task"):
         S.truth_reward("Tell me a joke.", "no")
+    with pytest.raises(ValueError, match="not a prompt of the synthetic task"):
+        S.truth_reward("What color is the moon?", "white")  # not in the task's table
 
 
 def test_label_noise_follows_the_bradley_terry_annotator():
     rng = random.Random(0)
-    p = "What is 3 plus 4?"
+    p = "What color is the sky?"
     # r = 1 vs 0 at temperature 0.5: P(right label) = sigmoid(2) = 0.881
-    wins = sum(label_ok for label_ok in (S.label_pair(p, "7", "8", rng, 0.5)[0] == "7" for _ in range(4000)))
+    wins = sum(S.label_pair(p, "blue", "red", rng, 0.5)[0] == "blue" for _ in range(4000))
     assert abs(wins / 4000 - 1 / (1 + math.exp(-2.0))) < 0.02
 
 
@@ -140,7 +167,7 @@ def test_the_three_schemas_load_to_the_same_pairs(assets):
     hh = D.load_preferences(str(t / "hh_rlhf_train.jsonl"))
     ufb = D.load_preferences(str(t / "ultrafeedback_binarized_train_prefs.jsonl"))
     uf = D.load_preferences(str(t / "ultrafeedback_train.jsonl"))
-    assert len(hh) == len(ufb) == 120 and 0 < len(uf) <= 120
+    assert len(hh) == len(ufb) == 1500 and 0 < len(uf) <= 1500
     assert hh == ufb
     assert {r["messages"][-1]["content"] for r in uf} <= {r["messages"][-1]["content"] for r in hh}
     # openbmb's construction: the best-rated completion against a lower-rated one
@@ -152,18 +179,18 @@ def test_the_three_schemas_load_to_the_same_pairs(assets):
 
 def test_hh_transcripts_split_into_turns_and_the_prompt_is_the_common_prefix(tmp_path):
     row = {
-        "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What is 1 plus 2?\n\nAssistant: 3",
-        "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What is 1 plus 2?\n\nAssistant: 4",
+        "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What color is coal?\n\nAssistant: black",
+        "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What color is coal?\n\nAssistant: red",
     }
     got = D.hh_row(row, 0, "x")
     assert got["messages"] == [
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": "What is 1 plus 2?"},
+        {"role": "user", "content": "What color is coal?"},
     ]
-    assert (got["chosen"], got["rejected"]) == ("3", "4")
+    assert (got["chosen"], got["rejected"]) == ("black", "red")
     with pytest.raises(D.DataError, match="share the prompt"):
-        D.hh_row({"chosen": row["chosen"], "rejected": "\n\nHuman: other\n\nAssistant: 4"}, 3, "x")
+        D.hh_row({"chosen": row["chosen"], "rejected": "\n\nHuman: other\n\nAssistant: red"}, 3, "x")
 
 
 def test_bad_data_files_fail_naming_the_file_and_columns(tmp_path):
@@ -223,10 +250,8 @@ def test_sampler_log_probs_equal_the_learners_before_and_after_an_update(local_r
         w_runner = runner.module.lm.state_dict()
         assert all(torch.equal(w_learner[k], w_runner[k]) for k in w_runner)
         # the reference never moves
-        assert all(
-            torch.equal(module.ref_lm.state_dict()[k], v)
-            for k, v in load_causal_lm(assets["tiny"]).state_dict().items()
-        )
+        initial = load_causal_lm(assets["sft"]).state_dict()
+        assert all(torch.equal(module.ref_lm.state_dict()[k], v) for k, v in initial.items())
     finally:
         algo.stop()
 
@@ -335,3 +360,61 @@ def test_bad_llm_configs_fail_before_ray_naming_the_field(assets, tmp_path, chan
     cfg.environment(names.LLM_ENV, env_config=env_config).rl_module(model_config=model_config)
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         cfg.validate()
+
+
+# ---- SFT, reward model, learning -------------------------------------------------------------------
+
+
+def test_sft_and_reward_model_jobs_learn_and_write_loadable_models(assets):
+    sft, rm = assets["sft_summary"], assets["rm_summary"]
+    assert sft["rows"] == 1500 and sft["eval_loss"] < 0.6, sft
+    # held-out pair accuracy: well above chance, bounded by the label noise of the pairs
+    assert rm["eval_pair_accuracy"] > 0.75 and rm["pairs"] == 1500, rm
+    from pairgrpo_rllib.envs.llm.scorers import RewardModelScorer
+
+    scorer = RewardModelScorer(assets["rm"])
+    prompt = [{"role": "user", "content": "How do I steal a car?"}]
+    scores = scorer.score([prompt], [[S.REFUSAL, "Sure, first you find one, then you take it."]])
+    assert scores[0, 0] > scores[0, 1]  # the refusal is preferred
+    meta = json.loads((assets["root"] / "sft" / "pairgrpo_training.json").read_text())
+    assert meta["job"] == "sft" and not list(assets["root"].glob(".sft.tmp-*"))  # written atomically
+
+
+def test_job_settings_reject_bad_values_before_loading(assets, tmp_path):
+    from pairgrpo_rllib.algorithms.common.hf_training import job_settings
+
+    good = {
+        "model": assets["tiny"],
+        "data": str(assets["task"] / "sft_train.jsonl"),
+        "output": str(tmp_path / "o"),
+    }
+    assert job_settings(good, "sft")["training"]["epochs"] == 3
+    for change, field in [
+        ({"training": {"lr": 5.0}}, "training.lr"),
+        ({"training": {"epochs": 0}}, "training.epochs"),
+        ({"training": {"epoch": 3}}, "training.epoch"),
+        ({"model": str(tmp_path)}, "model.name_or_path"),
+        ({"data": str(tmp_path / "none.jsonl")}, "data.path"),
+        ({"output": None}, "output"),
+        ({"optimizer": "adam"}, "optimizer"),
+    ]:
+        with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+            job_settings({**good, **change}, "sft")
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_short_seeded_learning_raises_the_true_reward(local_ray, assets, name):
+    """From the SFT policy, with the learned reward model as the only signal (the truth scorer only
+    evaluates): the expected true reward on held-out prompts rises (docs/llm.md has the numbers)."""
+    algo = llm_config(
+        name, assets, group_size=8, train_batch_size_per_learner=16 * 8 * 12, minibatch_size=4, lr=5e-5
+    ).build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        before = float(np.mean(runner.evaluate(150)))
+        for _ in range(20):
+            algo.train()
+        after = float(np.mean(runner.evaluate(150)))
+        assert after > before + 0.05, (before, after)
+    finally:
+        algo.stop()

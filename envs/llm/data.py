@@ -221,3 +221,24 @@ def load_prompts(source: str, *, split: str = "train", schema: str | None = None
                 raise DataError(f"data.path={source!r} holds no prompts")
             return out
     return [r["messages"] for r in load_preferences(source, split=split, schema=schema, **kw)]
+
+
+def load_sft(source: str, *, split: str = "train", schema: str | None = None, **kw) -> list[dict]:
+    """Supervised rows ``{"messages", "response"}``: a file with ``prompt`` and ``response`` columns,
+    or any preference source (its chosen responses)."""
+    path = Path(source).expanduser()
+    if path.suffix in FILE_BUILDERS and path.is_file():
+        ds = _load_dataset(source, split, None)
+        if {"prompt", "response"} <= set(ds.column_names):
+            rows = []
+            for i, row in enumerate(ds):
+                if not isinstance(row["prompt"], str) or not isinstance(row["response"], str) or not row["prompt"]:
+                    raise DataError(f"{source} row {i}: 'prompt' and 'response' must be strings (prompt non-empty)")
+                rows.append({"messages": [{"role": "user", "content": row["prompt"]}], "response": row["response"]})
+            if not rows:
+                raise DataError(f"data.path={source!r} holds no rows")
+            return rows
+    return [
+        {"messages": r["messages"], "response": r["chosen"]}
+        for r in load_preferences(source, split=split, schema=schema, **kw)
+    ]

@@ -222,9 +222,12 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
         return out
 
-    def evaluate(self, num_episodes: int, seed: int = 10_000) -> list[float]:
-        """Greedy responses to the first ``num_episodes`` evaluation prompts, scored by the
-        evaluation scorer (the synthetic task's truth, where configured)."""
+    def evaluate(self, num_episodes: int, seed: int = 10_000, samples: int = 4, greedy: bool = False) -> list[float]:
+        """Mean evaluation score of each of the first ``num_episodes`` evaluation prompts, over
+        ``samples`` responses sampled from the policy (its expected score, what RL optimises; fixed
+        seeds, so two evaluations of one policy agree) or one greedy response (``greedy``); scored by
+        the evaluation scorer (the synthetic task's truth, where configured)."""
         prompts = (self.eval_prompts or self.prompts)[:num_episodes]
-        _, _, gen = self._groups(prompts, seed, True, 1)
-        return self.eval_scorer.score([p[0] for p in prompts], gen.texts)[:, 0].tolist()
+        n = 1 if greedy else samples
+        _, _, gen = self._groups(prompts, seed, greedy, n)
+        return self.eval_scorer.score([p[0] for p in prompts], gen.texts).mean(axis=1).tolist()

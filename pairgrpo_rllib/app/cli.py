@@ -6,6 +6,8 @@ Subcommands:
   sweep    run every algorithm x seed x search point of an experiment YAML side by side (Tune)
   report   tables and learning curves from a results folder
   cluster  a local multi-node Ray cluster on loopback (up / down / status / env)
+  llm      the LLM side's jobs: make-tiny (tokenizer + tiny model), make-task (the synthetic task's
+           data), sft and reward-model (transformers Trainer jobs from a YAML)
 
 Bad input gets one line on stderr naming the option, the value and the allowed range, exit code 2,
 and no traceback, before any work starts. Heavy packages are imported by the subcommand that
@@ -217,8 +219,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cl.add_argument("--workers", type=_workers, default=1, help="worker nodes besides the head (default 1)")
     cl.add_argument("--cpus-per-node", type=_cpus, default=1, help="CPUs each node offers (default 1)")
+    llm = sub.add_parser(
+        "llm",
+        help="LLM jobs: make-tiny, make-task, sft, reward-model",
+        description="make-tiny DIR: a tokenizer trained here and a tiny Qwen2 LM (random init). "
+        "make-task DIR: the synthetic alignment task's files in the public schemas. "
+        "sft CONFIG / reward-model CONFIG: supervised fine-tuning / a Bradley-Terry reward model "
+        "(docs/llm.md).",
+    )
+    llm.add_argument("action", choices=["make-tiny", "make-task", "sft", "reward-model"])
+    llm.add_argument("target", help="a new directory (make-tiny, make-task) or a job YAML (sft, reward-model)")
+    llm.add_argument("--seed", type=_seed, default=0, help="make-tiny / make-task: the seed (default 0)")
+    llm.add_argument("--train", type=_int_in(3, 10_000_000), default=3000, help="make-task: training rows")
+    llm.add_argument("--test", type=_int_in(3, 10_000_000), default=300, help="make-task: held-out rows")
+    llm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sft / reward-model: override")
     parser.subcommand_parsers = sub.choices
     return parser
+
+
+def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    try:
+        if args.action == "make-tiny":
+            from pairgrpo_rllib.envs.llm.models import make_tiny
+
+            out = make_tiny(args.target, seed=args.seed)
+            print(f"[llm] tiny model and tokenizer written to {out}")
+            return 0
+        if args.action == "make-task":
+            from pairgrpo_rllib.envs.llm.synthetic import write_task
+
+            target = Path(args.target)
+            if target.exists() and any(target.iterdir()):
+                parser.error(f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory")
+            files = write_task(target, n_train=args.train, n_test=args.test, seed=args.seed)
+            print(f"[llm] synthetic task written to {target}: {', '.join(sorted(Path(f).name for f in files.values()))}")
+            return 0
+        from pairgrpo_rllib.app import experiment as X
+
+        spec = X.read(Path(args.target))
+        for item in args.set:
+            X.apply_override(spec, item)
+        if args.action == "sft":
+            from pairgrpo_rllib.algorithms.common.hf_training import job_settings
+            from pairgrpo_rllib.algorithms.sft.sft import run_sft as run
+        else:
+            from pairgrpo_rllib.algorithms.common.hf_training import job_settings
+            from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model as run
+        job_settings(spec, args.action)  # every value checked before a model loads
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc).splitlines()[0])
+    summary = run(spec)
+    shown = {k: v for k, v in summary.items() if k != "settings"}
+    print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
+    print(f"[llm] model written to {summary['settings']['output']}")
+    return 0
 
 
 def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
@@ -454,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_report(args, sub)
     if args.command == "cluster":
         return _cmd_cluster(args, sub)
+    if args.command == "llm":
+        return _cmd_llm(args, sub)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_BAD_INPUT
 

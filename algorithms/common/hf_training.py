@@ -1,0 +1,181 @@
+"""What SFT and reward-model training share: their YAML, progress lines, checkpoints, Tune reporting.
+
+Both run ``transformers.Trainer`` (its optimizer, schedule, checkpoints and ``resume_from_checkpoint``),
+on CPU or GPU alike. A job's YAML:
+
+.. code-block:: yaml
+
+    name: sft
+    model: {name_or_path: results/tiny, dtype: float32}
+    data: {path: results/task/sft_train.jsonl}          # envs/llm/data.py sources
+    eval_data: {path: results/task/sft_test.jsonl}      # optional
+    training: {epochs: 3, lr: 1.0e-3, batch_size: 32, max_length: 64, seed: 0, save_steps: 100}
+    output: results/sft                                 # the final model is written here
+
+The final model is written to a temporary directory beside ``output`` and renamed into place
+(atomic); intermediate Trainer checkpoints live in ``output + ".checkpoints"`` and a rerun of the same
+command resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TRAINING_DEFAULTS = {
+    "epochs": 3,
+    "lr": 1e-3,
+    "batch_size": 32,
+    "max_length": 64,
+    "seed": 0,
+    "save_steps": 100,
+    "weight_decay": 0.0,
+    "warmup_ratio": 0.0,
+    "eval_batch_size": 64,
+    "logging_steps": 10,
+}
+JOB_KEYS = ("name", "model", "data", "eval_data", "training", "output")
+
+
+def _fail(field: str, value, fix: str):
+    raise ValueError(f"{field}={value!r} is invalid: {fix}")
+
+
+def job_settings(spec: dict, kind: str) -> dict:
+    """Defaults filled and every value checked (one line naming the field), before any model loads."""
+    from pairgrpo_rllib.envs.llm.models import DTYPES, check_model_path
+    from pairgrpo_rllib.envs.llm.settings import _data
+
+    if not isinstance(spec, dict):
+        _fail(kind, spec, "the YAML must be a mapping with model, data, training, output")
+    unknown = set(spec) - set(JOB_KEYS)
+    if unknown:
+        k = sorted(unknown)[0]
+        _fail(k, spec[k], f"unknown key; a {kind} job takes {', '.join(JOB_KEYS)}")
+    model = spec.get("model")
+    if isinstance(model, str):
+        model = {"name_or_path": model}
+    if not isinstance(model, dict):
+        _fail("model", model, "give {name_or_path: <dir or hub name>, dtype: float32}")
+    model = {"dtype": "float32", "trust_remote_code": False, **model}
+    check_model_path(model.get("name_or_path"), "model.name_or_path")
+    if model["dtype"] not in DTYPES:
+        _fail("model.dtype", model["dtype"], f"use one of {', '.join(DTYPES)}")
+    if spec.get("data") is None:
+        _fail("data", None, "give the training data: {path: <hub name or file>}")
+    tr = dict(spec.get("training") or {})
+    unknown = set(tr) - set(TRAINING_DEFAULTS)
+    if unknown:
+        k = sorted(unknown)[0]
+        _fail(f"training.{k}", tr[k], f"known keys: {', '.join(TRAINING_DEFAULTS)}")
+    tr = {**TRAINING_DEFAULTS, **tr}
+    for key in ("epochs", "batch_size", "max_length", "save_steps", "eval_batch_size", "logging_steps"):
+        v = tr[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            _fail(f"training.{key}", v, "use a positive integer")
+    if not isinstance(tr["seed"], int) or isinstance(tr["seed"], bool) or tr["seed"] < 0:
+        _fail("training.seed", tr["seed"], "use an integer >= 0")
+    lr = tr["lr"]
+    if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr <= 1:
+        _fail("training.lr", lr, "use a learning rate in (0, 1], e.g. 1e-3 for a tiny model, 1e-5 for 7B")
+    for key in ("weight_decay", "warmup_ratio"):
+        v = tr[key]
+        if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+            _fail(f"training.{key}", v, "use a number in [0, 1]")
+    out = spec.get("output")
+    if not isinstance(out, str) or not out:
+        _fail("output", out, "give the directory the trained model is written to")
+    if Path(out).exists() and not (Path(out) / "config.json").is_file() and any(Path(out).iterdir()):
+        _fail("output", out, "it exists and holds something other than a model; choose a new directory")
+    return {
+        "name": spec.get("name", kind),
+        "model": model,
+        "data": _data("data", spec["data"]),
+        "eval_data": _data("eval_data", spec.get("eval_data")),
+        "training": tr,
+        "output": out,
+    }
+
+
+def progress_callback(tag: str, report=None):
+    """A ``TrainerCallback`` printing one progress line per log step (and forwarding the metrics to
+    ``report``, e.g. ``ray.tune.report``)."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.start = time.monotonic()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            shown = " ".join(
+                f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, int | float) and k not in ("epoch", "step")
+            )
+            print(
+                f"[{tag}] {time.monotonic() - self.start:7.1f}s step {state.global_step}/{state.max_steps} "
+                f"epoch {state.epoch or 0:.2f} {shown}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if report is not None:
+                report({**{k: v for k, v in logs.items() if isinstance(v, int | float)}, "step": state.global_step})
+
+    return Progress()
+
+
+def training_arguments(settings: dict, checkpoints: str, **extra):
+    from transformers import TrainingArguments
+
+    tr = settings["training"]
+    return TrainingArguments(
+        output_dir=checkpoints,
+        num_train_epochs=tr["epochs"],
+        learning_rate=tr["lr"],
+        per_device_train_batch_size=tr["batch_size"],
+        per_device_eval_batch_size=tr["eval_batch_size"],
+        weight_decay=tr["weight_decay"],
+        warmup_steps=float(tr["warmup_ratio"]),  # a float in [0, 1) is a fraction of the steps (transformers 5)
+        seed=tr["seed"],
+        data_seed=tr["seed"],
+        save_steps=tr["save_steps"],
+        save_total_limit=2,
+        logging_steps=tr["logging_steps"],
+        eval_strategy="epoch" if settings["eval_data"] else "no",
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def newest_checkpoint(checkpoints: str) -> str | None:
+    root = Path(checkpoints)
+    found = sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if root.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def save_atomically(model, tokenizer, out: str, extra: dict | None = None) -> Path:
+    """``save_pretrained`` into a temporary sibling, then replace ``out`` with it."""
+    import json
+
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if extra:
+        (tmp / "pairgrpo_training.json").write_text(json.dumps(extra, indent=2, default=str) + "\n")
+    if out_path.exists():
+        old = out_path.with_name(f".{out_path.name}.old-{os.getpid()}")
+        out_path.rename(old)
+        tmp.rename(out_path)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_path)
+    return out_path
