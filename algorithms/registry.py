@@ -16,6 +16,8 @@ ALGORITHMS: dict[str, str] = {
     "Hard-Pair-GRPO": "pairgrpo_rllib.algorithms.hard_pair_grpo.hard_pair_grpo:HardPairGRPOConfig",
     "PG-GRPO": "pairgrpo_rllib.algorithms.pg_grpo.pg_grpo:PGGRPOConfig",
     "PPO": "pairgrpo_rllib.algorithms.ppo.ppo:PPOBaselineConfig",
+    "DPO": "pairgrpo_rllib.algorithms.dpo.dpo:DPOConfig",
+    "ORPO": "pairgrpo_rllib.algorithms.orpo.orpo:ORPOConfig",
 }
 
 

@@ -320,8 +320,9 @@ def test_report_statistics_hand_values():
     from pairgrpo_rllib.app.report import _tail_mean, mean_ci, mean_curve, value_at
 
     # [1, 2, 3]: mean 2, sample std 1, t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3) = 2.484
-    assert mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5 (n=3)"
-    assert mean_ci([5.0, None]) == "5.0 (n=1)" and mean_ci([None]) == "-"
+    assert mean_ci([1.0, 2.0, 3.0]) == "2 ± 2.48 (n=3)"  # scores below 10: three significant digits
+    assert mean_ci([5.0, None]) == "5 (n=1)" and mean_ci([None]) == "-"
+    assert mean_ci([100.0, 200.0, 300.0]) == "200.0 ± 248.4 (n=3)"  # returns: one decimal
     steps, means, halves = mean_curve([{10: 1.0, 20: 3.0, 30: 9.0}, {10: 3.0, 20: 5.0}])
     assert steps == [10, 20] and means == [2.0, 4.0]  # only the steps both seeds evaluated
     assert halves[0] == pytest.approx(12.706 * 2**0.5 / 2**0.5)

@@ -126,6 +126,12 @@ class GroupAlgorithm(Algorithm):
         return step_groups(rtg), step_groups(mask)
 
     # ---- the iteration -------------------------------------------------------------------
+    OFFLINE = False  # True for the dataset-pair baselines (DPO, ORPO): no sampled log-probs
+
+    def sample_call(self, runner, n: int, first: int) -> dict:
+        """What a runner is asked for: ``n`` groups numbered from ``first``."""
+        return runner.sample_groups(n, first=first)
+
     def _sample(self) -> dict:
         """This iteration's groups: from the local runner, or shared out over the remote runners.
 
@@ -140,7 +146,7 @@ class GroupAlgorithm(Algorithm):
         first = self._groups_drawn  # the run's number of the first group asked for now
         self._groups_drawn += n_groups
         if runners.num_remote_env_runners() == 0:
-            return runners.local_env_runner.sample_groups(n_groups, first=first)
+            return self.sample_call(runners.local_env_runner, n_groups, first)
         parts: list[dict] = []
         missing = n_groups
         for _ in range(3):
@@ -219,12 +225,13 @@ class GroupAlgorithm(Algorithm):
             NUM_ENV_STEPS_TRAINED_LIFETIME, env_steps * cfg.num_epochs, reduce="lifetime_sum"
         )
         self._update_run_statistics(learner_results)
-        kl_moved = self.learner_group.foreach_learner(lambda lrn: lrn.kl_new_old(batch))
-        self.metrics.log_value(
-            names.KL_NEW_OLD,
-            float(np.mean([r.get() if hasattr(r, "get") else r for r in kl_moved])),
-            window=1,
-        )
+        if not self.OFFLINE:  # offline pairs carry no pi_old
+            kl_moved = self.learner_group.foreach_learner(lambda lrn: lrn.kl_new_old(batch))
+            self.metrics.log_value(
+                names.KL_NEW_OLD,
+                float(np.mean([r.get() if hasattr(r, "get") else r for r in kl_moved])),
+                window=1,
+            )
         if self._normalize_obs:
             self._update_obs_stats(batch)
         self.env_runner_group.sync_weights(

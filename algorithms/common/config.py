@@ -31,6 +31,7 @@ class GroupAlgorithmConfig(AlgorithmConfig):
     """
 
     ALGORITHM: str | None = None
+    OFFLINE = False  # the dataset-pair baselines (DPO, ORPO) need no scorer and sample nothing
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
@@ -228,7 +229,13 @@ def validate_llm(cfg: GroupAlgorithmConfig) -> None:
     if unknown:
         k = sorted(unknown)[0]
         _fail(f"model_config.{k}", cfg.model_config[k], f"an LLM policy takes {', '.join(LM_MODEL_DEFAULTS)}")
-    llm_settings(cfg.env_config, cfg.model_config)
+    settings = llm_settings(cfg.env_config, cfg.model_config, needs_scorer=not cfg.OFFLINE)
+    if cfg.eval_interval and settings["eval_scorer"] is None:
+        _fail(
+            "env_config.eval_scorer",
+            None,
+            "evaluation needs a scorer: {kind: truth} or a reward model, or eval_interval=0",
+        )
     if cfg.credit != "sequence":
         _fail("credit", cfg.credit, "an LLM response is scored as a whole; use credit='sequence'")
     if cfg.kl_estimator == "analytic":

@@ -112,7 +112,9 @@ def progress_callback(tag: str, report=None):
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
             shown = " ".join(
-                f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, int | float) and k not in ("epoch", "step")
+                f"{k} {v:.4g}"
+                for k, v in logs.items()
+                if isinstance(v, int | float) and k not in ("epoch", "step")
             )
             print(
                 f"[{tag}] {time.monotonic() - self.start:7.1f}s step {state.global_step}/{state.max_steps} "
@@ -121,7 +123,12 @@ def progress_callback(tag: str, report=None):
                 flush=True,
             )
             if report is not None:
-                report({**{k: v for k, v in logs.items() if isinstance(v, int | float)}, "step": state.global_step})
+                report(
+                    {
+                        **{k: v for k, v in logs.items() if isinstance(v, int | float)},
+                        "step": state.global_step,
+                    }
+                )
 
     return Progress()
 
@@ -137,7 +144,9 @@ def training_arguments(settings: dict, checkpoints: str, **extra):
         per_device_train_batch_size=tr["batch_size"],
         per_device_eval_batch_size=tr["eval_batch_size"],
         weight_decay=tr["weight_decay"],
-        warmup_steps=float(tr["warmup_ratio"]),  # a float in [0, 1) is a fraction of the steps (transformers 5)
+        warmup_steps=float(
+            tr["warmup_ratio"]
+        ),  # a float in [0, 1) is a fraction of the steps (transformers 5)
         seed=tr["seed"],
         data_seed=tr["seed"],
         save_steps=tr["save_steps"],
@@ -154,7 +163,9 @@ def training_arguments(settings: dict, checkpoints: str, **extra):
 
 def newest_checkpoint(checkpoints: str) -> str | None:
     root = Path(checkpoints)
-    found = sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if root.is_dir() else []
+    found = (
+        sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if root.is_dir() else []
+    )
     return str(found[-1]) if found else None
 
 

@@ -103,7 +103,9 @@ class GroupLearner(TorchLearner):
         t = self.group_tensors(module_id, batch, fwd_out)
         loss, stats = self.policy_loss(config, t)
         stats = dict(stats)
-        stats[names.KL_REF] = t.kl_ref_mean()
+        if not getattr(config, "OFFLINE", False):
+            # a sampled KL estimate needs samples of pi_theta; dataset responses are not (DPO, ORPO)
+            stats[names.KL_REF] = t.kl_ref_mean()
         if t.entropy is not None:
             stats[names.ENTROPY] = masked_mean(t.entropy, t.mask)
         if t.pairs is not None and t.pairs.shape[0]:

@@ -23,7 +23,9 @@ def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dic
     out, dropped = [], 0
     for row in rows:
         c = tokenizer(reward_model_text(tokenizer, row["messages"], row["chosen"]), add_special_tokens=False)
-        r = tokenizer(reward_model_text(tokenizer, row["messages"], row["rejected"]), add_special_tokens=False)
+        r = tokenizer(
+            reward_model_text(tokenizer, row["messages"], row["rejected"]), add_special_tokens=False
+        )
         if len(c["input_ids"]) > max_length or len(r["input_ids"]) > max_length:
             dropped += 1
             continue
@@ -93,7 +95,10 @@ def run_reward_model(spec: dict, report=None) -> dict:
     m = s["model"]
     tok = load_tokenizer(m["name_or_path"], trust_remote_code=m["trust_remote_code"], padding_side="right")
     model = AutoModelForSequenceClassification.from_pretrained(
-        m["name_or_path"], num_labels=1, dtype=torch_dtype(m["dtype"]), trust_remote_code=m["trust_remote_code"]
+        m["name_or_path"],
+        num_labels=1,
+        dtype=torch_dtype(m["dtype"]),
+        trust_remote_code=m["trust_remote_code"],
     )
     model.config.pad_token_id = tok.pad_token_id
     max_len = s["training"]["max_length"]
@@ -107,7 +112,9 @@ def run_reward_model(spec: dict, report=None) -> dict:
         )  # fmt: skip
         enc, dropped = encode_pairs(tok, rows, max_len)
         if not enc:
-            raise ValueError(f"training.max_length={max_len} is invalid: no pair of {source['path']!r} fits; raise it")
+            raise ValueError(
+                f"training.max_length={max_len} is invalid: no pair of {source['path']!r} fits; raise it"
+            )
         return Dataset.from_list(enc), dropped
 
     train, dropped = dataset(s["data"])

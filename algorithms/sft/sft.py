@@ -85,7 +85,9 @@ def run_sft(spec: dict, report=None) -> dict:
         )  # fmt: skip
         enc, dropped = encode_sft(tok, rows, max_len)
         if not enc:
-            raise ValueError(f"training.max_length={max_len} is invalid: no row of {source['path']!r} fits; raise it")
+            raise ValueError(
+                f"training.max_length={max_len} is invalid: no row of {source['path']!r} fits; raise it"
+            )
         return Dataset.from_list(enc), dropped
 
     train, dropped = dataset(s["data"])

@@ -232,9 +232,17 @@ def load_sft(source: str, *, split: str = "train", schema: str | None = None, **
         if {"prompt", "response"} <= set(ds.column_names):
             rows = []
             for i, row in enumerate(ds):
-                if not isinstance(row["prompt"], str) or not isinstance(row["response"], str) or not row["prompt"]:
-                    raise DataError(f"{source} row {i}: 'prompt' and 'response' must be strings (prompt non-empty)")
-                rows.append({"messages": [{"role": "user", "content": row["prompt"]}], "response": row["response"]})
+                if (
+                    not isinstance(row["prompt"], str)
+                    or not isinstance(row["response"], str)
+                    or not row["prompt"]
+                ):
+                    raise DataError(
+                        f"{source} row {i}: 'prompt' and 'response' must be strings (prompt non-empty)"
+                    )
+                rows.append(
+                    {"messages": [{"role": "user", "content": row["prompt"]}], "response": row["response"]}
+                )
             if not rows:
                 raise DataError(f"data.path={source!r} holds no rows")
             return rows

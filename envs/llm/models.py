@@ -16,6 +16,7 @@ otherwise :data:`PLAIN_TEMPLATE`, the HH-RLHF transcript form ``"\\n\\nHuman: ..
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -54,6 +55,25 @@ def lm_spaces(vocab_size: int, max_prompt_tokens: int):
     return obs, gym.spaces.Discrete(vocab_size)
 
 
+_PROMISED: set[Path] = set()
+
+
+@contextlib.contextmanager
+def promised(paths):
+    """Paths that an earlier stage of the same run will create (an experiment's ``prepare``): the
+    checks before any work accept them as present."""
+    added = {Path(p).expanduser().resolve() for p in paths} - _PROMISED
+    _PROMISED.update(added)
+    try:
+        yield
+    finally:
+        _PROMISED.difference_update(added)
+
+
+def is_promised(path) -> bool:
+    return Path(path).expanduser().resolve() in _PROMISED
+
+
 def check_model_path(name_or_path: str, field: str = "model.name_or_path") -> None:
     """Fail early, naming the field, when a local-looking path has no model in it.
 
@@ -65,7 +85,7 @@ def check_model_path(name_or_path: str, field: str = "model.name_or_path") -> No
         raise ValueError(f"{field}={name_or_path!r} is invalid: give a local model directory or a hub name")
     p = Path(name_or_path).expanduser()
     looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") != 1
-    if looks_local and not (p / "config.json").is_file():
+    if looks_local and not (p / "config.json").is_file() and not is_promised(p):
         raise ValueError(
             f"{field}={name_or_path!r} is invalid: no config.json there; give a directory written by "
             "save_pretrained (e.g. `pairgrpo llm make-tiny DIR`) or a hub name like Qwen/Qwen2.5-0.5B-Instruct"

@@ -46,7 +46,11 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         from pairgrpo_rllib.envs.llm.settings import llm_settings
 
         torch.set_num_threads(1)
-        self.settings = s = llm_settings(self.config.env_config, self.config.model_config)
+        self.settings = s = llm_settings(
+            self.config.env_config,
+            self.config.model_config,
+            needs_scorer=not getattr(self.config, "OFFLINE", False),
+        )
         mc = s["model"]
         self.tokenizer = load_tokenizer(mc["name_or_path"], trust_remote_code=mc["trust_remote_code"])
         self.max_prompt_tokens = s["max_prompt_tokens"]
@@ -77,6 +81,7 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
 
         self.prompts, self.prompts_dropped = encode(s["prompts"])
         self.eval_prompts, _ = encode(s["eval_prompts"])
+        self.pairs = self._encode_pairs(s["pairs"]) if s["pairs"] is not None else None
         vocab = len(self.tokenizer)
         obs_space, act_space = lm_spaces(vocab, self.max_prompt_tokens)
         self._spaces = {
@@ -87,9 +92,15 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self._weights_seq_no = 0
         self.make_module()
         self.engine = self._make_engine()
-        self.scorer = make_scorer(s["scorer"])
-        self.eval_scorer = self.scorer if s["eval_scorer"] == s["scorer"] else make_scorer(s["eval_scorer"])
-        self._orders: dict[int, np.ndarray] = {}
+        self.scorer = make_scorer(s["scorer"]) if s["scorer"] is not None else None
+        self.eval_scorer = (
+            self.scorer
+            if s["eval_scorer"] == s["scorer"]
+            else make_scorer(s["eval_scorer"])
+            if s["eval_scorer"]
+            else None
+        )
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
 
     # ---- RLlib's EnvRunner API -----------------------------------------------------------------
     def make_env(self) -> None:
@@ -175,12 +186,81 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
 
     def prompt_index(self, k: int) -> int:
         """The prompt of the run's k-th group: a seeded permutation per pass over the prompts."""
-        n = len(self.prompts)
+        return self._index(k, len(self.prompts), "prompt order")
+
+    def _index(self, k: int, n: int, purpose: str) -> int:
         epoch = k // n
-        if epoch not in self._orders:
-            seed = derive_seed(self.config.seed, self.config.sample_seed, "prompt order", epoch)
-            self._orders = {epoch: np.random.default_rng(seed).permutation(n)}
-        return int(self._orders[epoch][k % n])
+        key = (purpose, epoch)
+        if key not in self._orders:
+            seed = derive_seed(self.config.seed, self.config.sample_seed, purpose, epoch)
+            self._orders = {
+                **{k2: v for k2, v in self._orders.items() if k2[0] != purpose},
+                key: np.random.default_rng(seed).permutation(n),
+            }
+        return int(self._orders[key][k % n])
+
+    def _encode_pairs(self, source: dict) -> list[tuple]:
+        """Dataset pairs as ``(messages, prompt ids, chosen ids, rejected ids)``; responses end with
+        EOS and are cut at ``max_new_tokens`` (counted); pairs whose prompt does not fit are dropped."""
+        from pairgrpo_rllib.envs.llm.data import load_preferences
+        from pairgrpo_rllib.envs.llm.models import format_prompt
+
+        rows = load_preferences(
+            source["path"], split=source["split"], schema=source["schema"],
+            limit=source["limit"], data_dir=source["data_dir"], seed=self.config.seed or 0,
+        )  # fmt: skip
+        tok, out = self.tokenizer, []
+        self.pairs_dropped = self.responses_cut = 0
+        for r in rows:
+            p = tok(format_prompt(tok, r["messages"]), add_special_tokens=False)["input_ids"]
+            if len(p) > self.max_prompt_tokens:
+                self.pairs_dropped += 1
+                continue
+            ids = []
+            for text in (r["chosen"], r["rejected"]):
+                t = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                self.responses_cut += len(t) > self.max_new_tokens
+                ids.append(t[: self.max_new_tokens])
+            out.append((r["messages"], p, ids[0], ids[1]))
+        if not out:
+            raise ValueError(
+                f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no pair of {source['path']!r} fits; raise it"
+            )
+        return out
+
+    def sample_pairs(self, num_pairs: int, first: int = 0) -> dict:
+        """Dataset pairs ``first .. first + num_pairs - 1`` of the run as a group batch with G = 2
+        (member 0 chosen, member 1 rejected; ``action_logp`` 0: offline data has no sampler)."""
+        from pairgrpo_rllib.envs.llm.engines import left_pad
+
+        if not self.pairs:
+            raise ValueError("env_config.pairs is not set; DPO and ORPO need the dataset's pairs")
+        chosen = [
+            self.pairs[self._index(k, len(self.pairs), "pair order")] for k in range(first, first + num_pairs)
+        ]
+        pad = self.tokenizer.pad_token_id
+        ids, mask = left_pad([c[1] for c in chosen], self.max_prompt_tokens, pad)
+        width = self.max_new_tokens
+        actions = np.full((num_pairs, 2, width), pad, dtype=np.int64)
+        rmask = np.zeros((num_pairs, 2, width), dtype=np.float32)
+        for i, c in enumerate(chosen):
+            for j, resp in enumerate((c[2], c[3])):
+                actions[i, j, : len(resp)] = resp
+                rmask[i, j, : len(resp)] = 1.0
+        tile = lambda x: np.repeat(x[:, None], 2, axis=1)  # noqa: E731
+        out = {
+            names.PROMPT_IDS: tile(ids),
+            names.PROMPT_MASK: tile(mask),
+            names.ACTIONS: actions,
+            names.ACTION_LOGP: np.zeros_like(rmask),
+            names.MASK: rmask,
+            names.REWARDS: np.zeros_like(rmask),
+            names.SCORES: np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (num_pairs, 1)),
+        }
+        out[names.EPISODE_RETURNS] = np.zeros(0, dtype=np.float64)
+        out[names.ENV_STEPS] = int(rmask.sum())
+        self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
+        return out
 
     def _groups(self, chosen: list[tuple[list[dict], list[int]]], seed: int, greedy: bool, n: int):
         from pairgrpo_rllib.envs.llm.engines import left_pad
@@ -222,7 +302,9 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
         return out
 
-    def evaluate(self, num_episodes: int, seed: int = 10_000, samples: int = 4, greedy: bool = False) -> list[float]:
+    def evaluate(
+        self, num_episodes: int, seed: int = 10_000, samples: int = 4, greedy: bool = False
+    ) -> list[float]:
         """Mean evaluation score of each of the first ``num_episodes`` evaluation prompts, over
         ``samples`` responses sampled from the policy (its expected score, what RL optimises; fixed
         seeds, so two evaluations of one policy agree) or one greedy response (``greedy``); scored by

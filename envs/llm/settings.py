@@ -13,6 +13,7 @@ key                    default         meaning
 =====================  ==============  =====================================================
 ``prompts``            (required)      ``{path, split: train, schema: null, limit: null}``: a hub
                                        dataset or local file (``envs/llm/data.py``)
+``pairs``              null            the same form; preference pairs (DPO, ORPO train on them)
 ``eval_prompts``       null            the same form; held-out prompts for evaluation
 ``scorer``             (required)      ``{kind: reward_model, path}`` or ``{kind: truth}``
 ``eval_scorer``        null            evaluation's scorer (default: ``scorer``)
@@ -31,6 +32,7 @@ from pathlib import Path
 ENGINES = ("transformers", "vllm")
 DEFAULTS = {
     "prompts": None,
+    "pairs": None,
     "eval_prompts": None,
     "scorer": None,
     "eval_scorer": None,
@@ -89,8 +91,11 @@ def _first_columns(path: Path) -> list[str] | None:
 def _check_columns(field: str, spec: dict) -> None:
     """A local file must exist and carry a known schema's columns (or a ``prompt`` column)."""
     from pairgrpo_rllib.envs.llm.data import FILE_BUILDERS, REQUIRED, SCHEMAS
+    from pairgrpo_rllib.envs.llm.models import is_promised
 
     path = Path(spec["path"]).expanduser()
+    if is_promised(path):
+        return  # made by an earlier stage of this run (an experiment's prepare)
     if path.suffix not in FILE_BUILDERS:
         if path.exists():
             _fail(f"{field}.path", spec["path"], "use a .jsonl, .json or .parquet file, or a hub name")
@@ -138,7 +143,7 @@ def model_config_json(name_or_path: str) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def llm_settings(env_config: dict | None, model_config: dict | None) -> dict:
+def llm_settings(env_config: dict | None, model_config: dict | None, needs_scorer: bool = True) -> dict:
     """The validated settings of an LLM run (module docstring); raises ValueError naming the field."""
     from pairgrpo_rllib.envs.llm.models import DTYPES, LM_MODEL_DEFAULTS, check_model_path
 
@@ -195,8 +200,9 @@ def llm_settings(env_config: dict | None, model_config: dict | None) -> dict:
     if s["prompts"] is None:
         _fail("env_config.prompts", None, "give the prompt source: {path: <hub name or file>, split: train}")
     s["prompts"] = _data("env_config.prompts", s["prompts"])
+    s["pairs"] = _data("env_config.pairs", s["pairs"])
     s["eval_prompts"] = _data("env_config.eval_prompts", s["eval_prompts"])
-    if s["scorer"] is None:
+    if s["scorer"] is None and needs_scorer:
         _fail(
             "env_config.scorer",
             None,

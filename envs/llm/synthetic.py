@@ -74,7 +74,9 @@ MAX_WORDS = 12
 def make_prompt(kind: str, rng: random.Random) -> str:
     if kind == "color":
         thing = rng.choice(sorted(COLORS))
-        return f"What color is the {thing}?" if thing in ("sky", "grass", "snow") else f"What color is {thing}?"
+        return (
+            f"What color is the {thing}?" if thing in ("sky", "grass", "snow") else f"What color is {thing}?"
+        )
     if kind == "repeat":
         return f"Repeat the word {rng.choice(WORDS)}."
     if kind == "harmful":

@@ -228,11 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/llm.md).",
     )
     llm.add_argument("action", choices=["make-tiny", "make-task", "sft", "reward-model"])
-    llm.add_argument("target", help="a new directory (make-tiny, make-task) or a job YAML (sft, reward-model)")
+    llm.add_argument(
+        "target", help="a new directory (make-tiny, make-task) or a job YAML (sft, reward-model)"
+    )
     llm.add_argument("--seed", type=_seed, default=0, help="make-tiny / make-task: the seed (default 0)")
     llm.add_argument("--train", type=_int_in(3, 10_000_000), default=3000, help="make-task: training rows")
     llm.add_argument("--test", type=_int_in(3, 10_000_000), default=300, help="make-task: held-out rows")
-    llm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sft / reward-model: override")
+    llm.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="sft / reward-model: override"
+    )
     parser.subcommand_parsers = sub.choices
     return parser
 
@@ -252,9 +256,13 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
             target = Path(args.target)
             if target.exists() and any(target.iterdir()):
-                parser.error(f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory")
+                parser.error(
+                    f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory"
+                )
             files = write_task(target, n_train=args.train, n_test=args.test, seed=args.seed)
-            print(f"[llm] synthetic task written to {target}: {', '.join(sorted(Path(f).name for f in files.values()))}")
+            print(
+                f"[llm] synthetic task written to {target}: {', '.join(sorted(Path(f).name for f in files.values()))}"
+            )
             return 0
         from pairgrpo_rllib.app import experiment as X
 

@@ -49,6 +49,7 @@ TOP_LEVEL = {
     "max_failures",
     "per_algorithm",
     "description",
+    "prepare",
 }
 SECTIONS = (
     "environment",
@@ -90,6 +91,18 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
     spec.setdefault("name", p.stem)
     for item in overrides or []:
         apply_override(spec, item)
+    if "prepare" in spec:
+        from pairgrpo_rllib.app import prepare as P
+
+        try:
+            # job files read and inlined: the saved experiment records what was run
+            spec["prepare"] = P.normalize(spec["prepare"], p.parent)
+        except P.PrepareError as exc:
+            raise ExperimentError(str(exc)) from None
+    if (spec.get("environment") or {}).get("env") == names.LLM_ENV:
+        from pairgrpo_rllib.app import prepare as P
+
+        P.absolute_paths(spec)  # trials run in their own folders
     check(spec)
     return spec
 
@@ -249,7 +262,16 @@ def check(spec: dict) -> None:
         )
     if not isinstance(env, str):
         raise ExperimentError(f"environment.env={env!r} is invalid: name a gymnasium id, e.g. HalfCheetah-v4")
-    _check_env(env)
+    if env != names.LLM_ENV:
+        _check_env(env)
+    stages = spec.get("prepare") or []
+    if stages:
+        from pairgrpo_rllib.app import prepare as P
+
+        try:
+            P.check(stages)
+        except P.PrepareError as exc:
+            raise ExperimentError(str(exc)) from None
     per = spec.get("per_algorithm") or {}
     if not isinstance(per, dict):
         raise ExperimentError(f"per_algorithm={per!r} is invalid: use a mapping of algorithm -> sections")
@@ -274,14 +296,18 @@ def check(spec: dict) -> None:
     rllib_logger = logging.getLogger("ray.rllib")
     level = rllib_logger.level
     rllib_logger.setLevel(logging.ERROR)
+    from pairgrpo_rllib.app.prepare import promised_outputs
+    from pairgrpo_rllib.envs.llm.models import promised
+
     try:
-        for a in algos:
-            for variant in _search_variants(sections_for(spec, a)):
-                cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)
-                try:
-                    cfg.validate()
-                except (ValueError, TypeError) as exc:
-                    raise ExperimentError(f"{a}: {_one_line(exc)}") from None
+        with promised(promised_outputs(stages)):
+            for a in algos:
+                for variant in _search_variants(sections_for(spec, a)):
+                    cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)
+                    try:
+                        cfg.validate()
+                    except (ValueError, TypeError) as exc:
+                        raise ExperimentError(f"{a}: {_one_line(exc)}") from None
     finally:
         rllib_logger.setLevel(level)
 

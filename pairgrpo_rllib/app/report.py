@@ -303,14 +303,20 @@ def value_at(curve: list[tuple[float, float]], budget: float):
     return vals[-1] if vals else None
 
 
+def _v(x: float) -> str:
+    """A table number: one decimal for returns in the tens and more, three significant digits for
+    scores in [0, 10) (an LLM's reward, a win rate)."""
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
 def mean_ci(values: list[float]) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
     m = statistics.fmean(vals)
     if len(vals) == 1:
-        return f"{m:.1f} (n=1)"
-    return f"{m:.1f} ± {_half_width(vals):.1f} (n={len(vals)})"
+        return f"{_v(m)} (n=1)"
+    return f"{_v(m)} ± {_v(_half_width(vals))} (n={len(vals)})"
 
 
 def welch_diff(a: list[float], b: list[float]) -> tuple[float, float] | None:
@@ -361,6 +367,16 @@ def _last(rows, key):
     return None
 
 
+def _evaluation_meaning(results_dir) -> str:
+    try:
+        spec = json.loads((Path(results_dir) / "pairgrpo_experiment.json").read_text())["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        spec = {}
+    if (spec.get("environment") or {}).get("env") == names.LLM_ENV:
+        return "the evaluation scorer's mean over sampled responses to held-out prompts (steps = response tokens)"
+    return "deterministic full episodes"
+
+
 def build_report(results_dir: str | Path, budgets: list[float] | None = None) -> str:
     trials = load_trials(results_dir)
     if not trials:
@@ -371,7 +387,7 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
     budgets = budgets or sorted({round(reached * f) for f in (0.25, 0.5, 1.0)})
     lines = [f"# Report: {Path(results_dir).resolve().name}", ""]
     lines.append(
-        f"{len(trials)} trials; evaluation return = deterministic full episodes; mean ± 95% CI across seeds."
+        f"{len(trials)} trials; evaluation return = {_evaluation_meaning(results_dir)}; mean ± 95% CI across seeds."
     )
     lines.append("")
     header = "| algorithm | " + " | ".join(f"eval return @ {int(b):,} steps" for b in budgets) + " |"
@@ -415,11 +431,11 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         for algo, ts in sorted(by_algo.items()):
             finals = [_tail_mean(eval_curve(t["rows"], t.get("rllib_eval_interval")), 3) for t in ts]
             per_seed = ", ".join(
-                f"{t['seed']}: {v:.0f}" if v is not None else f"{t['seed']}: -"
+                f"{t['seed']}: {_v(v)}" if v is not None else f"{t['seed']}: -"
                 for t, v in sorted(zip(ts, finals), key=lambda x: str(x[0]["seed"]))
             )
             diff = welch_diff(finals, base) if algo != baseline else None
-            shown = f"{diff[0]:.1f} ± {diff[1]:.1f}" if diff else "-"
+            shown = f"{_v(diff[0])} ± {_v(diff[1])}" if diff else "-"
             lines.append(f"| {algo} | {per_seed} | {shown} | {verdict(diff) if algo != baseline else '-'} |")
     unfinished = [t for t in trials if not t["finished"]]
     expected = expected_trials(results_dir)

@@ -259,6 +259,10 @@ def run(
     guard = _SignalGuard()
     try:
         with guard:
+            if spec.get("prepare"):
+                from pairgrpo_rllib.app import prepare as P
+
+                P.run(spec["prepare"])  # what the trials read, made once (skipped where it exists)
             results = _run_tune(
                 spec, exp_dir, guard, resume=resume, algorithm=algorithm, seed=seed, verbose=verbose
             )
