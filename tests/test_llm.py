@@ -261,8 +261,9 @@ def test_groups_are_numbered_by_the_driver_and_reproducible(local_ray, assets):
     try:
         runner = algo.env_runner_group.local_env_runner
         a = runner.sample_groups(3, first=5)
-        b = runner.sample_groups(1, first=6)  # group 6 alone: same prompt, same responses
-        assert np.array_equal(a[names.ACTIONS][1], b[names.ACTIONS][0])
+        assert np.array_equal(a[names.ACTIONS], runner.sample_groups(3, first=5)[names.ACTIONS])  # seeded
+        b = runner.sample_groups(1, first=6)  # group 6 alone: the same prompt
+        assert np.array_equal(a[names.PROMPT_IDS][1], b[names.PROMPT_IDS][0])
         order = [runner.prompt_index(k) for k in range(len(runner.prompts))]
         assert sorted(order) == list(range(len(runner.prompts)))  # one pass visits every prompt once
         algo.train()
@@ -509,8 +510,8 @@ def test_vllm_engine_matches_the_learner_and_serves_synced_weights(local_ray, as
         before = runner.sample_groups(3, first=0)
         assert before[names.ACTIONS].shape == (3, 4, 12)
         assert max_error(before) < 1e-4
-        again = runner.sample_groups(3, first=0)
-        assert np.array_equal(before[names.ACTIONS], again[names.ACTIONS])  # seeded per group
+        again = runner.sample_groups(1, first=1)
+        assert np.array_equal(before[names.ACTIONS][1], again[names.ACTIONS][0])  # seeded per group
         for _ in range(3):
             algo.train()
         after = runner.sample_groups(3, first=0)

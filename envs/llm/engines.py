@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pairgrpo_rllib.core.distributions import token_logp
+from pairgrpo_rllib.core.seeding import derive_seed
 
 
 @dataclass
@@ -63,8 +64,15 @@ class Engine:
     name = "base"
 
     def generate(
-        self, prompt_ids: np.ndarray, prompt_mask: np.ndarray, n: int, *, seed: int, greedy: bool = False
+        self,
+        prompt_ids: np.ndarray,
+        prompt_mask: np.ndarray,
+        n: int,
+        *,
+        seeds: list[int],
+        greedy: bool = False,
     ) -> Generation:
+        """``n`` responses to each of the prompts (rows), ``seeds`` one per prompt."""
         raise NotImplementedError
 
     def load_weights(self, state_dict: dict) -> None:
@@ -87,9 +95,11 @@ class TransformersEngine(Engine):
         self.max_new_tokens = int(max_new_tokens)
 
     @torch.no_grad()
-    def generate(self, prompt_ids, prompt_mask, n, *, seed, greedy=False) -> Generation:
+    def generate(self, prompt_ids, prompt_mask, n, *, seeds, greedy=False) -> Generation:
         tok = self.tokenizer
-        torch.manual_seed(seed)  # generate() draws from torch's global generator
+        # generate() draws from torch's global generator, one stream for the whole batch: the samples
+        # depend on the batch's composition (the vLLM engine seeds each prompt on its own).
+        torch.manual_seed(derive_seed(*seeds) if len(seeds) > 1 else int(seeds[0]))
         self.model.eval()
         out = self.model.generate(
             input_ids=torch.as_tensor(prompt_ids),

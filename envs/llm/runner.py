@@ -262,43 +262,41 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
         return out
 
-    def _groups(self, chosen: list[tuple[list[dict], list[int]]], seed: int, greedy: bool, n: int):
+    def _generate(self, chosen: list[tuple[list[dict], list[int]]], seeds: list[int], greedy: bool, n: int):
         from pairgrpo_rllib.envs.llm.engines import left_pad
 
         ids, mask = left_pad([c[1] for c in chosen], self.max_prompt_tokens, self.tokenizer.pad_token_id)
-        return ids, mask, self.engine.generate(ids, mask, n, seed=seed, greedy=greedy)
+        return ids, mask, self.engine.generate(ids, mask, n, seeds=seeds, greedy=greedy)
 
     def sample_groups(self, num_groups: int, first: int = 0) -> dict:
-        """Groups ``first .. first + num_groups - 1`` of the run as a batch dict ``(N, G, ...)``."""
+        """Groups ``first .. first + num_groups - 1`` of the run as a batch dict ``(N, G, ...)``.
+
+        All groups are generated in one engine call (prompt k seeded with
+        ``derive_seed(seed, sample_seed, "generation", k)``; the vLLM engine seeds each prompt on its
+        own, the transformers engine draws one stream for the batch).
+        """
         g = self.config.group_size
-        batches = []
-        truncated = 0
-        for k in range(first, first + num_groups):
-            # one engine call per group: its seed is the group's own, whatever the batching
-            prompt = self.prompts[self.prompt_index(k)]
-            seed = derive_seed(self.config.seed, self.config.sample_seed, "generation", k)
-            ids, mask, gen = self._groups([prompt], seed, False, g)
-            truncated += gen.truncated
-            scores = self.scorer.score([prompt[0]], gen.texts)  # (1, G)
-            rewards = np.zeros_like(gen.logp)
-            last = np.maximum(gen.response_mask.sum(-1).astype(np.int64) - 1, 0)  # (1, G)
-            np.put_along_axis(rewards, last[..., None], scores[..., None], axis=-1)
-            tile = lambda x: np.repeat(x[:, None], g, axis=1)  # noqa: E731  (N, P) -> (N, G, P)
-            batches.append(
-                {
-                    names.PROMPT_IDS: tile(ids),
-                    names.PROMPT_MASK: tile(mask),
-                    names.ACTIONS: gen.response_ids,
-                    names.ACTION_LOGP: gen.logp,
-                    names.MASK: gen.response_mask,
-                    names.REWARDS: rewards,
-                    names.SCORES: scores,
-                }
-            )
-        out = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+        ks = range(first, first + num_groups)
+        prompts = [self.prompts[self.prompt_index(k)] for k in ks]
+        seeds = [derive_seed(self.config.seed, self.config.sample_seed, "generation", k) for k in ks]
+        ids, mask, gen = self._generate(prompts, seeds, False, g)
+        scores = self.scorer.score([p[0] for p in prompts], gen.texts)  # (N, G)
+        rewards = np.zeros_like(gen.logp)
+        last = np.maximum(gen.response_mask.sum(-1).astype(np.int64) - 1, 0)  # (N, G)
+        np.put_along_axis(rewards, last[..., None], scores[..., None], axis=-1)
+        tile = lambda x: np.repeat(x[:, None], g, axis=1)  # noqa: E731  (N, P) -> (N, G, P)
+        out = {
+            names.PROMPT_IDS: tile(ids),
+            names.PROMPT_MASK: tile(mask),
+            names.ACTIONS: gen.response_ids,
+            names.ACTION_LOGP: gen.logp,
+            names.MASK: gen.response_mask,
+            names.REWARDS: rewards,
+            names.SCORES: scores.astype(np.float32),
+        }
         out[names.EPISODE_RETURNS] = out[names.SCORES].reshape(-1).astype(np.float64)
         out[names.ENV_STEPS] = int(out[names.MASK].sum())
-        out[names.TRUNCATED_RESPONSES] = truncated
+        out[names.TRUNCATED_RESPONSES] = gen.truncated
         self.num_env_steps_sampled_lifetime += out[names.ENV_STEPS]
         return out
 
@@ -311,5 +309,5 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         the evaluation scorer (the synthetic task's truth, where configured)."""
         prompts = (self.eval_prompts or self.prompts)[:num_episodes]
         n = 1 if greedy else samples
-        _, _, gen = self._groups(prompts, seed, greedy, n)
+        _, _, gen = self._generate(prompts, [seed + i for i in range(len(prompts))], greedy, n)
         return self.eval_scorer.score([p[0] for p in prompts], gen.texts).mean(axis=1).tolist()

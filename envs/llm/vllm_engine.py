@@ -60,20 +60,23 @@ class VLLMEngine(Engine):
         self.temperature = float(temperature)
         self.max_new_tokens = int(max_new_tokens)
 
-    def generate(self, prompt_ids, prompt_mask, n, *, seed, greedy=False) -> Generation:
+    def generate(self, prompt_ids, prompt_mask, n, *, seeds, greedy=False) -> Generation:
         from vllm import SamplingParams
 
         tok = self.tokenizer
-        params = SamplingParams(
-            n=n,
-            temperature=0.0 if greedy else self.temperature,
-            top_p=1.0,
-            top_k=0,
-            max_tokens=self.max_new_tokens,
-            logprobs=0,
-            seed=int(seed) % (2**31),
-            detokenize=False,
-        )
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=0.0 if greedy else self.temperature,
+                top_p=1.0,
+                top_k=0,
+                max_tokens=self.max_new_tokens,
+                logprobs=0,
+                seed=int(seed) % (2**31),  # one per prompt: a group's samples do not depend on its batch
+                detokenize=False,
+            )
+            for seed in seeds
+        ]
         requests = [
             {"prompt_token_ids": row[m > 0].tolist()} for row, m in zip(prompt_ids, prompt_mask, strict=True)
         ]
