@@ -519,3 +519,28 @@ def test_vllm_engine_matches_the_learner_and_serves_synced_weights(local_ray, as
         assert max_error(after) < 1e-4  # the engine serves the learner's new weights
     finally:
         algo.stop()
+
+
+def test_sampler_agreement_is_logged_and_tis_uses_the_learners_log_probs(local_ray, assets):
+    algo = llm_config("GRPO", assets, tis_cap=2.0).build_algo()
+    try:
+        res = algo.train()
+        # fp32 on CPU: the learner and the transformers engine agree (per-sequence ratio ~ 1)
+        for key in (names.SAMPLER_RATIO_MIN, names.SAMPLER_RATIO_MEAN, names.SAMPLER_RATIO_MAX):
+            assert abs(res[key] - 1.0) < 1e-3, (key, res[key])
+        runner = algo.env_runner_group.local_env_runner
+        batch = runner.sample_groups(3, first=100)
+        for key in (names.EPISODE_RETURNS, names.ENV_STEPS, names.TRUNCATED_RESPONSES):
+            batch.pop(key)
+        batch = algo.learner_batch(batch)
+        real = batch[names.MASK] > 0
+        sampler = batch[names.ACTION_LOGP].copy()
+        for offset, want in ((0.5, np.exp(0.5)), (1.0, 2.0)):  # a sampler too low by `offset` per token
+            batch[names.ACTION_LOGP] = sampler - offset * real
+            algo._sampler_agreement(batch)
+            assert np.allclose(batch[names.IS_WEIGHTS][real], want, atol=1e-3)  # min(exp(offset), cap 2)
+            assert np.allclose(batch[names.LEARNER_OLD_LOGP][real], sampler[real], atol=1e-4)
+    finally:
+        algo.stop()
+    with pytest.raises(ValueError, match="tis_cap"):
+        llm_config("Hard-Pair-GRPO", assets, tis_cap=2.0).validate()

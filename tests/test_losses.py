@@ -467,3 +467,26 @@ def test_suffix_logp_hand_case_and_first_column_is_the_sequence_logp():
         assert torch.allclose(
             suffix_logp(lp, m, length_norm=norm)[:, 0], sequence_logp(lp, m, length_norm=norm)
         )
+
+
+def test_importance_weights_scale_the_surrogate_per_step_only():
+    from pairgrpo_rllib.core.losses import grpo_loss
+
+    gen = torch.Generator().manual_seed(11)
+    logp = torch.randn(4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    old = logp.detach() + 0.05 * torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    adv = torch.randn(4, generator=gen, dtype=torch.float64)
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    plain, _ = grpo_loss(logp, old, None, adv, mask, beta=0.0)
+    ones, _ = grpo_loss(
+        logp, old, None, adv, mask, beta=0.0, is_weights=torch.ones(4, 5, dtype=torch.float64)
+    )
+    half, _ = grpo_loss(
+        logp, old, None, adv, mask, beta=0.0, is_weights=torch.full((4, 5), 0.5, dtype=torch.float64)
+    )
+    assert torch.allclose(plain, ones) and torch.allclose(half, 0.5 * plain)
+    # the KL penalty is not weighted
+    ref = logp.detach() - 0.1
+    a, _ = grpo_loss(logp, old, ref, adv, mask, beta=0.04, is_weights=torch.zeros(4, 5, dtype=torch.float64))
+    b, _ = grpo_loss(logp, logp.detach(), ref, torch.zeros(4, dtype=torch.float64), mask, beta=0.04)
+    assert torch.allclose(a, b)

@@ -201,6 +201,8 @@ class GroupAlgorithm(Algorithm):
 
         cosine_due = bool(cfg.grad_cosine_every) and self.iteration % cfg.grad_cosine_every == 0
         batch = self.learner_batch(batch, with_grpo_advantages=cosine_due)
+        if cfg.is_llm and not self.OFFLINE:
+            self._sampler_agreement(batch)
 
         if cosine_due:
             res = self.learner_group.foreach_learner(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
@@ -246,6 +248,26 @@ class GroupAlgorithm(Algorithm):
             # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
             self.metrics.log_value(names.EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(names.EVALUATION_STEPS, self._last_eval[1], window=1)
+
+    def _sampler_agreement(self, batch: dict) -> None:
+        """LLM runs: the learner recomputes pi_old's log-probs of the sampled tokens; the per-sequence
+        ratio ``exp(sum_t logp_learner - logp_sampler)`` is logged (min / mean / max), and with
+        ``tis_cap`` the learner's values become pi_old and the truncated per-token weights
+        ``min(exp(logp_learner - logp_sampler), cap)`` multiply the surrogate."""
+        res = self.learner_group.foreach_learner(lambda lrn: lrn.recompute_logp(batch))
+        learner = [r.get() if hasattr(r, "get") else r for r in res][0]
+        mask = batch[names.MASK] > 0
+        diff = np.where(mask, learner - batch[names.ACTION_LOGP], 0.0)
+        seq_ratio = np.exp(diff.sum(-1))[mask.any(-1)]
+        if seq_ratio.size:
+            self.metrics.log_value(names.SAMPLER_RATIO_MIN, float(seq_ratio.min()), window=1)
+            self.metrics.log_value(names.SAMPLER_RATIO_MEAN, float(seq_ratio.mean()), window=1)
+            self.metrics.log_value(names.SAMPLER_RATIO_MAX, float(seq_ratio.max()), window=1)
+        if self.config.tis_cap is not None:
+            batch[names.LEARNER_OLD_LOGP] = learner.astype(np.float32)
+            batch[names.IS_WEIGHTS] = np.where(
+                mask, np.minimum(np.exp(diff), self.config.tis_cap), 0.0
+            ).astype(np.float32)
 
     def learner_batch(self, batch: dict, with_grpo_advantages: bool = False) -> dict:
         """The sampled groups -> the learner's batch: scores, oracle labels, the algorithm's

@@ -230,6 +230,12 @@ def validate_llm(cfg: GroupAlgorithmConfig) -> None:
         k = sorted(unknown)[0]
         _fail(f"model_config.{k}", cfg.model_config[k], f"an LLM policy takes {', '.join(LM_MODEL_DEFAULTS)}")
     settings = llm_settings(cfg.env_config, cfg.model_config, needs_scorer=not cfg.OFFLINE)
+    if cfg.tis_cap is not None and cfg.ALGORITHM == "Hard-Pair-GRPO":
+        _fail(
+            "tis_cap",
+            cfg.tis_cap,
+            "Hard-Pair-GRPO fits a target distribution, it has no surrogate to weight; use None",
+        )
     if cfg.eval_interval and settings["eval_scorer"] is None:
         _fail(
             "env_config.eval_scorer",
@@ -299,6 +305,15 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
         _fail("clip_low", cfg.clip_low, "use 0 <= clip_low < 1 (the ratio's lower clip is 1 - clip_low)")
     if not cfg.clip_high > 0:
         _fail("clip_high", cfg.clip_high, "use clip_high > 0")
+    if cfg.tis_cap is not None:
+        if not _is_number(cfg.tis_cap) or not cfg.tis_cap > 0:
+            _fail("tis_cap", cfg.tis_cap, "use a positive cap (2 or 3 as TRL and veRL), or None for off")
+        if not cfg.is_llm:
+            _fail(
+                "tis_cap",
+                cfg.tis_cap,
+                "it corrects an LLM sampler's log-probs; a control task's runner shares the learner's numerics (use None)",
+            )
     if cfg.log_ratio_clamp is not None and not cfg.log_ratio_clamp > 0:
         _fail("log_ratio_clamp", cfg.log_ratio_clamp, "use a positive clamp (20 is safe) or None")
     if not 0 < cfg.delta0 < 1:

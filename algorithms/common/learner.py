@@ -50,6 +50,7 @@ def penalty_inputs(config, t: GroupTensors) -> dict:
         "loss_agg": config.loss_agg,
         "max_len": t.max_len,
         "ref_logp": anchor_logp,
+        "is_weights": t.is_weights,
     }
 
 
@@ -87,10 +88,13 @@ class GroupLearner(TorchLearner):
             rows = batch[names.HARD_PAIRS].flatten(0, 1)  # (N, K, P, 3) -> (N*K, P, 3): a row per unit
             hard_pairs = rows_to_pairs(rows)
             target = batch[names.TARGET_LOGP].flatten(0, 1)[rows[..., 0] > 0].to(terms["logp"].dtype)
+        # tis_cap: the learner's own recomputation of pi_old (and the truncated weights) when present
+        old = batch[names.LEARNER_OLD_LOGP] if names.LEARNER_OLD_LOGP in batch else batch[Columns.ACTION_LOGP]
         return GroupTensors(
             n_groups=n,
             group_size=g,
-            old_logp=members(batch[Columns.ACTION_LOGP]),
+            old_logp=members(old),
+            is_weights=members(batch[names.IS_WEIGHTS]) if names.IS_WEIGHTS in batch else None,
             mask=members(batch[names.MASK]).bool(),
             adv=members(batch[names.ADVANTAGES]),
             pairs=rows_to_pairs(batch[names.PAIRS]) if names.PAIRS in batch else None,
@@ -148,6 +152,13 @@ class GroupLearner(TorchLearner):
         """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
         module = self.module[next(iter(self.module.keys()))].unwrapped()
         return module.batch_reference_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
+
+    @torch.no_grad()
+    def recompute_logp(self, batch_np: dict):
+        """The learner's log-probs of the batch's tokens with the current weights (= pi_old before the
+        update), ``(N, G, T)``: what the sampler's should equal (LLM runs)."""
+        module = self.module[next(iter(self.module.keys()))].unwrapped()
+        return module.policy_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
 
     @torch.no_grad()
     def kl_new_old(self, batch_np: dict) -> float:

@@ -32,6 +32,7 @@ field             shape         meaning
 ``hard_pairs``    (P', 3)|None  Hard-Pair's pairs ``(unit, winner, loser)``; unit = row of
                                 ``hard_pair.unit_logp`` (a group, or a group x time index)
 ``target_logp``   (P', G)|None  Hard-Pair's ``log pi_tar(.|S)`` of each pair
+``is_weights``    (B, T)|None   truncated importance weights learner/sampler (``tis_cap``)
 ================  ============  =========================================================
 """
 
@@ -60,6 +61,7 @@ class GroupTensors:
     pairs: torch.Tensor | None = None
     hard_pairs: torch.Tensor | None = None
     target_logp: torch.Tensor | None = None
+    is_weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         b = self.n_groups * self.group_size
@@ -71,7 +73,7 @@ class GroupTensors:
                 f"N={self.n_groups} groups of G={self.group_size}"
             )
         shape = self.logp.shape
-        for name in ("old_logp", "ref_logp", "mask", "kl_to_ref", "kl_to_old", "entropy"):
+        for name in ("old_logp", "ref_logp", "mask", "kl_to_ref", "kl_to_old", "entropy", "is_weights"):
             value = getattr(self, name)
             if value is not None and value.shape != shape:
                 raise ValueError(f"{name} has shape {tuple(value.shape)}; expected (B, T) = {tuple(shape)}")

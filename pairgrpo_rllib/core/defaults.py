@@ -120,6 +120,14 @@ FIELDS: dict[str, Field] = {
     ),
     "trust_region_alpha": Field(0.5, "weight of the trust-region hinge", PAPER_HP, "alpha"),
     "trust_region_beta": Field(0.01, "threshold of the hinge on KL(pi_theta || pi_old)", PAPER_HP, "beta_tr"),
+    "tis_cap": Field(
+        None,
+        "truncated importance sampling (LLM runs): the learner recomputes pi_old's log-probs, uses them in "
+        "the ratio, and multiplies the surrogate per token by min(exp(logp_learner - logp_sampler), C); "
+        "None = off (the sampler's log-probs are pi_old)",
+        "ours (the correction TRL and veRL apply to vLLM samples; off by default: fp32 on CPU agrees to 1e-5)",
+        "C",
+    ),
     # --- diagnostics and evaluation ------------------------------------------------------------
     "grad_cosine_every": Field(10, "log grad_cosine_vs_grpo every N iterations (0 = never)", "ours"),
     "eval_interval": Field(10, "deterministic evaluation every N iterations (0 = never)", "ours"),

@@ -171,6 +171,7 @@ def grpo_loss(
     kl: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Stats]:
     """GRPO's loss ``-agg(c - beta D)`` (GRPO-objective eq. 1; also Soft-Pair-GRPO's, with its advantages).
 
@@ -189,6 +190,9 @@ def grpo_loss(
         ratio_scale: log-ratio multiplier of the surrogate (PG-GRPO's ``beta_pg``).
         kl: ``(B, T)`` precomputed per-step KL (e.g. analytic Gaussian) used instead of the estimator.
         weights, max_len: see :func:`aggregate`.
+        is_weights: ``(B, T)`` per-step importance weights multiplying the surrogate (no gradient): the
+            truncated correction of a sampler whose log-probs differ from the learner's (option
+            ``tis_cap``, ours); ``None``: 1.
 
     Returns:
         ``(loss, stats)``; stats (detached): ``loss``, ``policy_loss``, ``kl_ref`` (mean penalty per
@@ -204,6 +208,8 @@ def grpo_loss(
     surrogate, ratio, clipped = clipped_surrogate(
         logp_m, old_m, adv, clip_low=clip_low, clip_high=clip_high, ratio_scale=ratio_scale
     )
+    if is_weights is not None:
+        surrogate = surrogate * is_weights.detach().to(surrogate.dtype)
     n_real = mask.sum().clamp(min=1)
     if kl is not None:
         penalty = _masked(kl, mask)
@@ -250,6 +256,7 @@ def pg_grpo_loss(
     kl: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Stats]:
     """PG-GRPO (PG-GRPO §3): GRPO with the preference ratio and a KL penalty weighted ``w1``.
 
@@ -280,6 +287,7 @@ def pg_grpo_loss(
         kl=kl,
         weights=weights,
         max_len=max_len,
+        is_weights=is_weights,
     )
 
 

@@ -60,6 +60,8 @@ GRPO_ADVANTAGES = "grpo_advantages"
 PAIRS = "pairs"
 HARD_PAIRS = "hard_pairs"
 TARGET_LOGP = "target_logp"
+LEARNER_OLD_LOGP = "learner_old_logp"  # (N, G, T) pi_old's log-probs recomputed by the learner (tis_cap)
+IS_WEIGHTS = "is_weights"  # (N, G, T) truncated importance weights learner/sampler (tis_cap)
 # Columns whose third axis is not time (never padded along T when groups are concatenated).
 NOT_TIME_INDEXED = (PAIRS, HARD_PAIRS, TARGET_LOGP, PROMPT_IDS, PROMPT_MASK)
 # Sampled columns the driver keeps to itself (never sent to learners).
@@ -67,7 +69,11 @@ DRIVER_ONLY = (REWARDS, TAIL_RETURNS)
 # What a sampler returns beside the columns.
 EPISODE_RETURNS = "episode_returns"
 ENV_STEPS = "env_steps"
-TRUNCATED_RESPONSES = "truncated_responses"  # LLM samplers: responses cut at max_new_tokens
+TRUNCATED_RESPONSES = "truncated_responses"
+# sampler/learner agreement (LLM runs): per-sequence ratio exp(sum_t logp_learner - logp_sampler)
+SAMPLER_RATIO_MIN = "sampler_ratio_min"
+SAMPLER_RATIO_MEAN = "sampler_ratio_mean"
+SAMPLER_RATIO_MAX = "sampler_ratio_max"  # LLM samplers: responses cut at max_new_tokens
 
 # --- module outputs ------------------------------------------------------------------------------
 REF_DIST_INPUTS = "ref_action_dist_inputs"  # pi_ref's distribution inputs, learner-side only
