@@ -544,3 +544,40 @@ def test_sampler_agreement_is_logged_and_tis_uses_the_learners_log_probs(local_r
         algo.stop()
     with pytest.raises(ValueError, match="tis_cap"):
         llm_config("Hard-Pair-GRPO", assets, tis_cap=2.0).validate()
+
+
+def test_checkpoint_restore_continues_with_the_next_prompts_and_serves_the_saved_weights(
+    local_ray, assets, tmp_path
+):
+    algo = llm_config("GRPO", assets).build_algo()
+    try:
+        algo.train()
+        algo.train()
+        path = algo.save_to_path(str(tmp_path / "ckpt"))
+        weights = {
+            k: v.clone()
+            for k, v in _learner(algo).module[DEFAULT_MODULE_ID].unwrapped().lm.state_dict().items()
+        }
+        nxt = algo.env_runner_group.local_env_runner.sample_groups(3, first=algo._groups_drawn)
+    finally:
+        algo.stop()
+    fresh = llm_config("GRPO", assets).build_algo()
+    try:
+        fresh.restore_from_path(path)
+        assert fresh._groups_drawn == 6  # two iterations of 3 groups
+        restored = _learner(fresh).module[DEFAULT_MODULE_ID].unwrapped()
+        assert all(torch.equal(weights[k], v) for k, v in restored.lm.state_dict().items())
+        initial = load_causal_lm(assets["sft"]).state_dict()
+        assert all(
+            torch.equal(restored.ref_lm.state_dict()[k], v) for k, v in initial.items()
+        )  # the reference too
+        fresh.env_runner_group.sync_weights(
+            from_worker_or_learner_group=fresh.learner_group, inference_only=True
+        )
+        again = fresh.env_runner_group.local_env_runner.sample_groups(3, first=fresh._groups_drawn)
+        assert np.array_equal(
+            nxt[names.PROMPT_IDS], again[names.PROMPT_IDS]
+        )  # the next prompts, not the first
+        assert np.array_equal(nxt[names.ACTIONS], again[names.ACTIONS])  # from the saved weights
+    finally:
+        fresh.stop()
