@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from pairgrpo_rllib.envs.llm.models import (
 )
 
 FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -421,6 +423,39 @@ def test_short_seeded_learning_raises_the_true_reward(local_ray, assets, name):
         algo.stop()
 
 
+def test_the_gpu_recipe_validates_before_ray():
+    """The paper-scale recipe (hub names, vLLM, GPUs per learner and rollout actor) passes every check
+    here; it is not run (no GPU, no hub)."""
+    from pairgrpo_rllib.app import experiment as X
+
+    spec = X.load(REPO / "tune_configs" / "llm_gpu_recipe.yaml")
+    assert set(X.algorithms_of(spec)) == {*FAMILY, "DPO", "ORPO"}
+    cfg = X.build_config(spec, "GRPO", seed=0, resolve_search=True)
+    assert cfg.num_gpus_per_learner == 1 and cfg.num_gpus_per_env_runner == 1
+    assert (
+        cfg.env_config["engine"] == "vllm"
+        and cfg.model_config["name_or_path"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    )
+    assert [p["data_dir"] for p in cfg.env_config["prompts"][:2]] == ["helpful-base", "harmless-base"]
+    assert spec["prepare"][0]["stage"] == "reward_model"
+
+
+def test_several_prompt_sources_are_concatenated(local_ray, assets):
+    cfg = llm_config("GRPO", assets)
+    cfg.env_config["prompts"] = [
+        {"path": str(assets["task"] / "sft_train.jsonl"), "limit": 10},
+        {"path": str(assets["task"] / "eval_prompts.jsonl"), "limit": 5},
+    ]
+    algo = cfg.build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        assert len(runner.prompts) == 15
+        held = D.load_prompts(str(assets["task"] / "eval_prompts.jsonl"))[:5]
+        assert [p[0] for p in runner.prompts[10:]] == held
+    finally:
+        algo.stop()
+
+
 # ---- the offline pair baselines ---------------------------------------------------------------------
 
 
@@ -581,3 +616,30 @@ def test_checkpoint_restore_continues_with_the_next_prompts_and_serves_the_saved
         assert np.array_equal(nxt[names.ACTIONS], again[names.ACTIONS])  # from the saved weights
     finally:
         fresh.stop()
+
+
+def test_two_learners_train_a_language_model_in_sync(assets):
+    """num_learners = 2 on CPU (RLlib's data-parallel learners, gloo): each learner takes whole groups,
+    gradients are averaged, the weights stay identical."""
+    if ray.is_initialized():  # the module's 2-CPU instance: two learner actors need more slots
+        ray.shutdown()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        algo = llm_config("GRPO", assets).learners(num_learners=2).build_algo()
+        try:
+            before = load_causal_lm(assets["sft"]).state_dict()
+            result = algo.train()
+            assert math.isfinite(result["learners"][DEFAULT_MODULE_ID]["loss"])
+
+            def weights(lrn):
+                lm = lrn.module[DEFAULT_MODULE_ID].unwrapped().lm
+                return torch.cat([p.detach().reshape(-1) for p in lm.parameters()]).numpy()
+
+            vectors = [r.get() for r in algo.learner_group.foreach_learner(weights)]
+            assert len(vectors) == 2 and np.array_equal(vectors[0], vectors[1])
+            start = torch.cat([v.reshape(-1) for k, v in before.items() if k != "lm_head.weight"]).numpy()
+            assert not np.array_equal(vectors[0][: start.size], start)  # they moved, together
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()

@@ -213,7 +213,10 @@ def load_prompts(source: str, *, split: str = "train", schema: str | None = None
         cols = list(ds.column_names)
         if "prompt" in cols and not ({"chosen", "rejected"} <= set(cols)):
             out = []
+            limit = kw.get("limit")
             for i, row in enumerate(ds):
+                if limit is not None and len(out) >= limit:
+                    break
                 if not isinstance(row["prompt"], str) or not row["prompt"]:
                     raise DataError(f"{source} row {i}: 'prompt' must be a non-empty string")
                 out.append([{"role": "user", "content": row["prompt"]}])
@@ -231,7 +234,10 @@ def load_sft(source: str, *, split: str = "train", schema: str | None = None, **
         ds = _load_dataset(source, split, None)
         if {"prompt", "response"} <= set(ds.column_names):
             rows = []
+            limit = kw.get("limit")
             for i, row in enumerate(ds):
+                if limit is not None and len(rows) >= limit:
+                    break
                 if (
                     not isinstance(row["prompt"], str)
                     or not isinstance(row["response"], str)

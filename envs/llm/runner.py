@@ -56,26 +56,25 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self.max_prompt_tokens = s["max_prompt_tokens"]
         self.max_new_tokens = s["max_new_tokens"]
 
-        def encode(source: dict | None):
-            if source is None:
+        def encode(sources: list[dict] | None):
+            if sources is None:
                 return None, 0
-            conversations = load_prompts(
-                source["path"], split=source["split"], schema=source["schema"],
-                limit=source["limit"], data_dir=source["data_dir"],
-            )  # fmt: skip
             kept, dropped = [], 0
-            for messages in conversations:
-                ids = self.tokenizer(format_prompt(self.tokenizer, messages), add_special_tokens=False)[
-                    "input_ids"
-                ]
-                if len(ids) > self.max_prompt_tokens:
-                    dropped += 1
-                else:
-                    kept.append((messages, ids))
+            for source in sources:
+                conversations = load_prompts(
+                    source["path"], split=source["split"], schema=source["schema"],
+                    limit=source["limit"], data_dir=source["data_dir"],
+                )  # fmt: skip
+                for messages in conversations:
+                    ids = self.tokenizer(format_prompt(self.tokenizer, messages), add_special_tokens=False)
+                    if len(ids["input_ids"]) > self.max_prompt_tokens:
+                        dropped += 1
+                    else:
+                        kept.append((messages, ids["input_ids"]))
             if not kept:
                 raise ValueError(
                     f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no prompt of "
-                    f"{source['path']!r} fits; raise it"
+                    f"{', '.join(repr(src['path']) for src in sources)} fits; raise it"
                 )
             return kept, dropped
 
@@ -199,16 +198,18 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
             }
         return int(self._orders[key][k % n])
 
-    def _encode_pairs(self, source: dict) -> list[tuple]:
+    def _encode_pairs(self, sources: list[dict]) -> list[tuple]:
         """Dataset pairs as ``(messages, prompt ids, chosen ids, rejected ids)``; responses end with
         EOS and are cut at ``max_new_tokens`` (counted); pairs whose prompt does not fit are dropped."""
         from pairgrpo_rllib.envs.llm.data import load_preferences
         from pairgrpo_rllib.envs.llm.models import format_prompt
 
-        rows = load_preferences(
-            source["path"], split=source["split"], schema=source["schema"],
-            limit=source["limit"], data_dir=source["data_dir"], seed=self.config.seed or 0,
-        )  # fmt: skip
+        rows = []
+        for source in sources:
+            rows += load_preferences(
+                source["path"], split=source["split"], schema=source["schema"],
+                limit=source["limit"], data_dir=source["data_dir"], seed=self.config.seed or 0,
+            )  # fmt: skip
         tok, out = self.tokenizer, []
         self.pairs_dropped = self.responses_cut = 0
         for r in rows:
@@ -224,7 +225,8 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
             out.append((r["messages"], p, ids[0], ids[1]))
         if not out:
             raise ValueError(
-                f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no pair of {source['path']!r} fits; raise it"
+                f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no pair of "
+                f"{', '.join(repr(src['path']) for src in sources)} fits; raise it"
             )
         return out
 

@@ -11,8 +11,9 @@ the model cannot take, a vLLM engine where vLLM is not installed, a head_dim its
 =====================  ==============  =====================================================
 key                    default         meaning
 =====================  ==============  =====================================================
-``prompts``            (required)      ``{path, split: train, schema: null, limit: null}``: a hub
-                                       dataset or local file (``envs/llm/data.py``)
+``prompts``            (required)      ``{path, split: train, schema: null, limit: null, data_dir:
+                                       null}``: a hub dataset or local file (``envs/llm/data.py``);
+                                       or a list of such sources, concatenated
 ``pairs``              null            the same form; preference pairs (DPO, ORPO train on them)
 ``eval_prompts``       null            the same form; held-out prompts for evaluation
 ``scorer``             (required)      ``{kind: reward_model, path}`` or ``{kind: truth}``
@@ -70,6 +71,18 @@ def _data(field: str, spec) -> dict | None:
         _int(f"{field}.limit", out["limit"], 1, 10**9)
     _check_columns(field, out)
     return out
+
+
+def _sources(field: str, spec) -> list[dict] | None:
+    """One source or a list of them (concatenated in order, e.g. hh-rlhf's helpful-base and
+    harmless-base), each checked as :func:`_data`."""
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        if not spec:
+            _fail(field, spec, "give at least one source, or leave the key out")
+        return [_data(f"{field}[{i}]", item) for i, item in enumerate(spec)]
+    return [_data(field, spec)]
 
 
 def _first_columns(path: Path) -> list[str] | None:
@@ -199,9 +212,9 @@ def llm_settings(env_config: dict | None, model_config: dict | None, needs_score
         )
     if s["prompts"] is None:
         _fail("env_config.prompts", None, "give the prompt source: {path: <hub name or file>, split: train}")
-    s["prompts"] = _data("env_config.prompts", s["prompts"])
-    s["pairs"] = _data("env_config.pairs", s["pairs"])
-    s["eval_prompts"] = _data("env_config.eval_prompts", s["eval_prompts"])
+    s["prompts"] = _sources("env_config.prompts", s["prompts"])
+    s["pairs"] = _sources("env_config.pairs", s["pairs"])
+    s["eval_prompts"] = _sources("env_config.eval_prompts", s["eval_prompts"])
     if s["scorer"] is None and needs_scorer:
         _fail(
             "env_config.scorer",

@@ -139,7 +139,12 @@ def absolute_paths(spec: dict) -> None:
         if isinstance(env_config, dict):
             for key in ("prompts", "pairs", "eval_prompts", "scorer", "eval_scorer"):
                 item = env_config.get(key)
-                if isinstance(item, dict) and "path" in item:
+                if isinstance(item, list):
+                    env_config[key] = [
+                        dict(x, path=_absolute(x.get("path"), promised)) if isinstance(x, dict) else _absolute(x, promised)
+                        for x in item
+                    ]
+                elif isinstance(item, dict) and "path" in item:
                     item["path"] = _absolute(item["path"], promised)
                 elif isinstance(item, str):
                     env_config[key] = _absolute(item, promised)
