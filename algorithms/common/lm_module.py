@@ -15,6 +15,9 @@
 * Only the logits of the response positions are computed (``logits_to_keep``), and the token
   log-probs come from a gather and a logsumexp (``core.distributions.token_logp``): no ``V``-wide
   log-prob tensor is kept for backward beyond the logits themselves.
+* ``lora`` (model_config, ours as an option): only LoRA adapters train (``peft``); the reference is
+  the same model with its adapters off (no second copy), and rollout engines are given the merged
+  weights (``merged_state_dict``).
 * ``policy_terms`` fills ``logp`` and ``ref_logp`` (and a detached per-token ``entropy``); the exact
   KLs stay ``None``, so the losses use the configured sampled estimator (k3 by default).
 """
@@ -48,20 +51,57 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
     """A Hugging Face causal LM policy with a frozen reference copy."""
 
     def setup(self):
-        from pairgrpo_rllib.envs.llm.models import LM_MODEL_DEFAULTS, load_causal_lm
+        from pairgrpo_rllib.envs.llm.models import LM_MODEL_DEFAULTS, load_causal_lm, lora_settings
 
         cfg = {**LM_MODEL_DEFAULTS, **dict(self.model_config or {})}
         self.temperature = float(cfg["temperature"])
         self.lm = load_causal_lm(
             cfg["name_or_path"], dtype=cfg["dtype"], trust_remote_code=cfg["trust_remote_code"]
         )
-        if not self.inference_only:
+        lora = lora_settings(cfg["lora"])
+        self.lora = lora is not None
+        if self.lora:
+            from peft import LoraConfig, get_peft_model
+
+            self.lm = get_peft_model(
+                self.lm,
+                LoraConfig(
+                    r=lora["r"],
+                    lora_alpha=lora["alpha"],
+                    lora_dropout=lora["dropout"],
+                    target_modules=list(lora["target_modules"]),
+                ),
+            )
+        elif not self.inference_only:
             self.ref_lm = copy.deepcopy(self.lm)
             self.ref_lm.requires_grad_(False)
             self.ref_lm.eval()
 
     def get_non_inference_attributes(self) -> list[str]:
-        return ["ref_lm"]
+        return [] if self.lora else ["ref_lm"]
+
+    def _ref_logits(self, prompt, pmask, response, rmask):
+        """pi_ref's logits: the frozen copy, or with LoRA the same model with its adapters off."""
+        if self.lora:
+            with self.lm.disable_adapter():
+                return response_logits(self.lm, prompt, pmask, response, rmask)
+        return response_logits(self.ref_lm, prompt, pmask, response, rmask)
+
+    @torch.no_grad()
+    def merged_state_dict(self) -> dict:
+        """The weights a rollout engine serves: the LM's, with LoRA adapters merged into the base
+        weights (plain Hugging Face names)."""
+        if not self.lora:
+            return self.lm.state_dict()
+        self.lm.merge_adapter()
+        try:
+            return {
+                k.replace("base_model.model.", "", 1).replace(".base_layer", ""): v.clone()
+                for k, v in self.lm.state_dict().items()
+                if ".lora_" not in k
+            }
+        finally:
+            self.lm.unmerge_adapter()
 
     def _flat(self, batch):
         n, g, t = batch[names.MASK].shape
@@ -85,7 +125,7 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
         out = {names.TOKEN_LOGP: token_logp(logits, response, self.temperature)}
         with torch.no_grad():
             out[names.TOKEN_ENTROPY] = token_entropy(logits.detach(), self.temperature)
-            ref_logits = response_logits(self.ref_lm, prompt, pmask, response, rmask)
+            ref_logits = self._ref_logits(prompt, pmask, response, rmask)
             out[names.REF_TOKEN_LOGP] = token_logp(ref_logits, response, self.temperature)
         return out
 
@@ -102,7 +142,7 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
     def batch_reference_logp(self, batch) -> torch.Tensor:
         """``log pi_ref`` of the batch's response tokens, ``(N, G, T)``."""
         prompt, pmask, response, rmask = self._flat(batch)
-        logits = response_logits(self.ref_lm, prompt, pmask, response, rmask)
+        logits = self._ref_logits(prompt, pmask, response, rmask)
         return token_logp(logits, response, self.temperature).reshape(batch[names.MASK].shape)
 
     @torch.no_grad()
@@ -113,4 +153,6 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
         return token_logp(logits, response, self.temperature).reshape(batch[names.MASK].shape)
 
     def reset_reference(self) -> None:
+        if self.lora:
+            raise ValueError("with LoRA the reference is the base model (adapters off); it cannot be reset")
         self.ref_lm.load_state_dict(self.lm.state_dict())

@@ -43,7 +43,56 @@ TINY_DEFAULTS = {
 }
 DTYPES = ("float32", "bfloat16", "float16")
 # rl_module.model_config of an LLM policy (algorithms/common/lm_module.py)
-LM_MODEL_DEFAULTS = {"name_or_path": None, "dtype": "float32", "trust_remote_code": False, "temperature": 1.0}
+LM_MODEL_DEFAULTS = {
+    "name_or_path": None,
+    "dtype": "float32",
+    "trust_remote_code": False,
+    "temperature": 1.0,
+    "lora": None,  # {r, alpha, dropout, target_modules}: train LoRA adapters only (peft)
+}
+LORA_DEFAULTS = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.0,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+
+def lora_settings(spec) -> dict | None:
+    """``model_config.lora`` with defaults filled and every value checked (None: full fine-tuning)."""
+    import importlib.util
+
+    if spec is None:
+        return None
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"model_config.lora={spec!r} is invalid: give {{r: 8, alpha: 16, target_modules: [...]}} or null"
+        )
+    unknown = set(spec) - set(LORA_DEFAULTS)
+    if unknown:
+        k = sorted(unknown)[0]
+        raise ValueError(
+            f"model_config.lora.{k}={spec[k]!r} is invalid: known keys {', '.join(LORA_DEFAULTS)}"
+        )
+    s = {**LORA_DEFAULTS, **spec}
+    if not isinstance(s["r"], int) or isinstance(s["r"], bool) or s["r"] < 1:
+        raise ValueError(f"model_config.lora.r={s['r']!r} is invalid: use a positive integer rank, e.g. 8")
+    if not isinstance(s["alpha"], int | float) or isinstance(s["alpha"], bool) or not s["alpha"] > 0:
+        raise ValueError(f"model_config.lora.alpha={s['alpha']!r} is invalid: use a positive number, e.g. 16")
+    if not isinstance(s["dropout"], int | float) or not 0 <= s["dropout"] < 1:
+        raise ValueError(f"model_config.lora.dropout={s['dropout']!r} is invalid: use a number in [0, 1)")
+    mods = s["target_modules"]
+    if not isinstance(mods, list) or not mods or not all(isinstance(m, str) and m for m in mods):
+        raise ValueError(
+            f"model_config.lora.target_modules={mods!r} is invalid: list module names, e.g. [q_proj, v_proj]"
+        )
+    if importlib.util.find_spec("peft") is None:
+        raise ValueError(
+            "model_config.lora is set but peft is not installed; install the llm extra (`pip install -e '.[llm]'`)"
+        )
+    return s
 
 
 def lm_spaces(vocab_size: int, max_prompt_tokens: int):

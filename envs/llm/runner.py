@@ -142,7 +142,7 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
                 if DEFAULT_MODULE_ID in module_state:
                     module_state = module_state[DEFAULT_MODULE_ID]
                 self.module.set_state(module_state)
-                self.engine.load_weights(self.module.lm.state_dict())
+                self.engine.load_weights(self.module.merged_state_dict())
             if seq > 0:
                 self._weights_seq_no = seq
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:

@@ -158,7 +158,7 @@ def model_config_json(name_or_path: str) -> dict | None:
 
 def llm_settings(env_config: dict | None, model_config: dict | None, needs_scorer: bool = True) -> dict:
     """The validated settings of an LLM run (module docstring); raises ValueError naming the field."""
-    from pairgrpo_rllib.envs.llm.models import DTYPES, LM_MODEL_DEFAULTS, check_model_path
+    from pairgrpo_rllib.envs.llm.models import DTYPES, LM_MODEL_DEFAULTS, check_model_path, lora_settings
 
     env_config = dict(env_config or {})
     unknown = set(env_config) - set(DEFAULTS)
@@ -179,6 +179,7 @@ def llm_settings(env_config: dict | None, model_config: dict | None, needs_score
             t,
             "use a sampling temperature in (0, 10] (1.0 samples the model as is)",
         )
+    mc["lora"] = lora_settings(mc["lora"])
     if s["engine"] not in ENGINES:
         _fail("env_config.engine", s["engine"], f"use one of {', '.join(ENGINES)}")
     p = _int("env_config.max_prompt_tokens", s["max_prompt_tokens"], 1, 1 << 20)
