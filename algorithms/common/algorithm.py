@@ -11,6 +11,8 @@ std of the per-iteration ``kl_ref``, kept in ``RunningMoments`` and saved with c
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -186,7 +188,9 @@ class GroupAlgorithm(Algorithm):
 
     def training_step(self) -> None:
         cfg = self.config
+        clock = time.perf_counter()
         batch = self._sample()
+        self.metrics.log_value(names.TIME_SAMPLE_S, time.perf_counter() - clock, window=1)
         episode_returns = batch.pop(names.EPISODE_RETURNS)
         env_steps = int(batch.pop(names.ENV_STEPS))
         if names.TRUNCATED_RESPONSES in batch:
@@ -211,6 +215,7 @@ class GroupAlgorithm(Algorithm):
             batch.pop(names.GRPO_ADVANTAGES)
 
         n_groups = batch[names.MASK].shape[0]
+        clock = time.perf_counter()
         learner_results = self.learner_group.update(
             batch=MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=env_steps),
             timesteps={
@@ -222,6 +227,7 @@ class GroupAlgorithm(Algorithm):
             minibatch_size=cfg.minibatch_size or n_groups,
             shuffle_batch_per_epoch=True,
         )
+        self.metrics.log_value(names.TIME_UPDATE_S, time.perf_counter() - clock, window=1)
         self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
         self.metrics.log_value(
             NUM_ENV_STEPS_TRAINED_LIFETIME, env_steps * cfg.num_epochs, reduce="lifetime_sum"
@@ -236,9 +242,11 @@ class GroupAlgorithm(Algorithm):
             )
         if self._normalize_obs:
             self._update_obs_stats(batch)
+        clock = time.perf_counter()
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group, inference_only=True
         )
+        self.metrics.log_value(names.TIME_WEIGHT_SYNC_S, time.perf_counter() - clock, window=1)
         if cfg.eval_interval and (self.iteration + 1) % cfg.eval_interval == 0:
             self._last_eval = (
                 float(np.mean(self.evaluate_groups())),

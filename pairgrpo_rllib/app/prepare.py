@@ -141,7 +141,9 @@ def absolute_paths(spec: dict) -> None:
                 item = env_config.get(key)
                 if isinstance(item, list):
                     env_config[key] = [
-                        dict(x, path=_absolute(x.get("path"), promised)) if isinstance(x, dict) else _absolute(x, promised)
+                        dict(x, path=_absolute(x.get("path"), promised))
+                        if isinstance(x, dict)
+                        else _absolute(x, promised)
                         for x in item
                     ]
                 elif isinstance(item, dict) and "path" in item:

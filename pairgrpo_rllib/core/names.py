@@ -73,7 +73,12 @@ TRUNCATED_RESPONSES = "truncated_responses"
 # sampler/learner agreement (LLM runs): per-sequence ratio exp(sum_t logp_learner - logp_sampler)
 SAMPLER_RATIO_MIN = "sampler_ratio_min"
 SAMPLER_RATIO_MEAN = "sampler_ratio_mean"
-SAMPLER_RATIO_MAX = "sampler_ratio_max"  # LLM samplers: responses cut at max_new_tokens
+SAMPLER_RATIO_MAX = "sampler_ratio_max"
+# wall time of an iteration's parts, seconds (sampling incl. scoring; the learner update; the weight
+# sync to the runners and their engines)
+TIME_SAMPLE_S = "time_sample_s"
+TIME_UPDATE_S = "time_update_s"
+TIME_WEIGHT_SYNC_S = "time_weight_sync_s"  # LLM samplers: responses cut at max_new_tokens
 
 # --- module outputs ------------------------------------------------------------------------------
 REF_DIST_INPUTS = "ref_action_dist_inputs"  # pi_ref's distribution inputs, learner-side only
