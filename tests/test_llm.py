@@ -456,6 +456,70 @@ def test_several_prompt_sources_are_concatenated(local_ray, assets):
         algo.stop()
 
 
+@pytest.mark.parametrize("name", ["Soft-Pair-GRPO", "Hard-Pair-GRPO"])
+def test_pair_algorithms_learn_from_an_online_annotators_labels(local_ray, assets, name):
+    """A pairwise scorer (the synthetic task's Bradley-Terry annotator) labels each group's pairs;
+    the driver uses those labels (not an oracle on scores); the score logged is the win rate."""
+    algo = (
+        llm_config(name, assets)
+        .environment(names.LLM_ENV, env_config={"scorer": {"kind": "annotator", "temperature": 0.25}})
+        .build_algo()
+    )
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        batch = runner.sample_groups(3, first=0)
+        labels = batch[names.LABELS]
+        assert labels.shape == (3, 4, 4) and np.array_equal(labels, -labels.transpose(0, 2, 1))
+        assert np.allclose(batch[names.SCORES], labels.sum(-1) / 3)
+        again = runner.sample_groups(3, first=0)
+        assert np.array_equal(labels, again[names.LABELS])  # seeded by the group numbers
+        # the labels follow the truth where it differs clearly (|diff| = 1: P = sigmoid(4) = 0.98)
+        truth = S.truth_reward
+        agree = total = 0
+        for k in range(3):
+            prompt = runner.prompts[runner.prompt_index(k)][0][-1]["content"]
+            texts = runner.tokenizer.batch_decode(
+                [row[m > 0] for row, m in zip(batch[names.ACTIONS][k], batch[names.MASK][k], strict=True)],
+                skip_special_tokens=True,
+            )
+            for i in range(4):
+                for j in range(4):
+                    d = truth(prompt, texts[i]) - truth(prompt, texts[j])
+                    if abs(d) >= 1:
+                        total += 1
+                        agree += np.sign(d) == labels[k, i, j]
+        assert total == 0 or agree / total > 0.8
+        for key in (names.EPISODE_RETURNS, names.ENV_STEPS, names.TRUNCATED_RESPONSES):
+            batch.pop(key)
+        if name == "Soft-Pair-GRPO":
+            from pairgrpo_rllib.core.preferences import pairwise_advantages
+
+            lb = algo.learner_batch(dict(batch))
+            want = pairwise_advantages(torch.as_tensor(labels), "all")[0].numpy()
+            assert np.allclose(lb[names.ADVANTAGES], want, atol=1e-6) and names.LABELS not in lb
+        res = algo.train()
+        assert math.isfinite(res["learners"][DEFAULT_MODULE_ID]["loss"])
+    finally:
+        algo.stop()
+
+
+def test_generative_judge_removes_position_bias_and_is_checked(assets):
+    from pairgrpo_rllib.envs.llm.scorers import GenerativeJudge
+
+    judge = GenerativeJudge(assets["sft"])
+    prompt = [{"role": "user", "content": "What color is the sky?"}]
+    p = judge.prob(prompt, "blue", "green")
+    assert 0.0 < p < 1.0 and abs(p + judge.prob(prompt, "green", "blue") - 1.0) < 1e-6
+    labels = judge.labels([prompt], [["blue", "green", "red"]], torch.Generator().manual_seed(0))
+    assert labels.shape == (1, 3, 3) and np.array_equal(labels[0], -labels[0].T)
+    cfg = llm_config("Soft-Pair-GRPO", assets).environment(
+        names.LLM_ENV, env_config={"scorer": {"kind": "annotator"}}
+    )
+    cfg.env_config["eval_scorer"] = {"kind": "judge", "path": assets["sft"]}
+    with pytest.raises(ValueError, match=r"env_config\.eval_scorer"):
+        cfg.training(eval_interval=5).validate()
+
+
 # ---- the offline pair baselines ---------------------------------------------------------------------
 
 

@@ -289,7 +289,10 @@ class GroupAlgorithm(Algorithm):
             scores = self._kl_penalized(batch, scores)
             batch[names.SCORES] = scores.numpy().astype(np.float32)
         unit_scores, valid = self.comparison_units(batch, scores)
-        labels = self.preference_labels(unit_scores, valid)
+        if names.LABELS in batch:  # a pairwise scorer labelled the groups (LLM runs): its labels
+            labels = torch.as_tensor(batch[names.LABELS], dtype=unit_scores.dtype)
+        else:
+            labels = self.preference_labels(unit_scores, valid)
         n, g = scores.shape
         # pair_accuracy compares whole members: the labels of the first unit of each group
         # (in step mode the suffixes from t = 0, i.e. the whole members).

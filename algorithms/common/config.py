@@ -236,6 +236,14 @@ def validate_llm(cfg: GroupAlgorithmConfig) -> None:
             cfg.tis_cap,
             "Hard-Pair-GRPO fits a target distribution, it has no surrogate to weight; use None",
         )
+    eval_kind = (settings["eval_scorer"] or {}).get("kind")
+    if cfg.eval_interval and eval_kind in ("annotator", "judge"):
+        _fail(
+            "env_config.eval_scorer",
+            settings["eval_scorer"],
+            "evaluation averages scores; a pairwise scorer gives labels. Set eval_scorer: {kind: truth} "
+            "(synthetic task) or a reward model, or eval_interval=0",
+        )
     if cfg.eval_interval and settings["eval_scorer"] is None:
         _fail(
             "env_config.eval_scorer",

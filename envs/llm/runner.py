@@ -282,7 +282,15 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         prompts = [self.prompts[self.prompt_index(k)] for k in ks]
         seeds = [derive_seed(self.config.seed, self.config.sample_seed, "generation", k) for k in ks]
         ids, mask, gen = self._generate(prompts, seeds, False, g)
-        scores = self.scorer.score([p[0] for p in prompts], gen.texts)  # (N, G)
+        labels = None
+        if hasattr(self.scorer, "labels"):  # a pairwise scorer: labels; the score is the win rate
+            generator = torch.Generator().manual_seed(
+                derive_seed(self.config.seed, self.config.sample_seed, "pair labels", first, num_groups)
+            )
+            labels = self.scorer.labels([p[0] for p in prompts], gen.texts, generator)  # (N, G, G)
+            scores = labels.sum(-1) / (g - 1)
+        else:
+            scores = self.scorer.score([p[0] for p in prompts], gen.texts)  # (N, G)
         rewards = np.zeros_like(gen.logp)
         last = np.maximum(gen.response_mask.sum(-1).astype(np.int64) - 1, 0)  # (N, G)
         np.put_along_axis(rewards, last[..., None], scores[..., None], axis=-1)
@@ -296,6 +304,8 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
             names.REWARDS: rewards,
             names.SCORES: scores.astype(np.float32),
         }
+        if labels is not None:
+            out[names.LABELS] = labels
         out[names.EPISODE_RETURNS] = out[names.SCORES].reshape(-1).astype(np.float64)
         out[names.ENV_STEPS] = int(out[names.MASK].sum())
         out[names.TRUNCATED_RESPONSES] = gen.truncated

@@ -5,6 +5,9 @@
                   response is its output on the chat-formatted prompt + response.
 ``truth``         the synthetic task's ground truth (``envs/llm/synthetic.py``). For evaluation, and
                   as an explicitly labelled upper bound; never the default of a training config.
+``annotator``     pairwise (labels, not scores): the synthetic task's Bradley-Terry annotator, the
+                  labeller of its datasets, giving the pair algorithms online labels.
+``judge``         pairwise: a causal LM asked which of two responses is better (both orders).
 
 Every scorer maps ``(prompts, responses)`` (the user's last message and the G decoded responses of
 each prompt) to an ``(N, G)`` float array.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SCORER_KINDS = ("reward_model", "truth")
+SCORER_KINDS = ("reward_model", "truth", "annotator", "judge")
 
 
 class Scorer:
@@ -98,10 +101,101 @@ class RewardModelScorer(Scorer):
         return self.score_texts(texts).reshape(len(responses), g).astype(np.float32)
 
 
-def make_scorer(spec: dict) -> Scorer:
+def make_scorer(spec: dict):
     kind = spec.get("kind")
+    if kind in PAIR_KINDS:
+        return make_pair_scorer(spec)
     if kind == "truth":
         return TruthScorer()
     if kind == "reward_model":
         return RewardModelScorer(spec.get("path"), dtype=spec.get("dtype", "float32"))
     raise ValueError(f"scorer.kind={kind!r} is invalid: use one of {', '.join(SCORER_KINDS)}")
+
+
+# ---- pairwise scorers: labels for the pair algorithms' online pairs ------------------------------------
+PAIR_KINDS = ("annotator", "judge")
+JUDGE_TEMPLATE = (
+    "Which response answers the request better?\n"
+    "Request: {prompt}\n"
+    "Response A: {a}\n"
+    "Response B: {b}\n"
+    "Better response:"
+)
+
+
+class PairScorer:
+    """Labels every pair of each group: ``labels(prompts, responses, generator) -> (N, G, G)``
+    antisymmetric in {-1, 0, +1} (``core.preferences``' convention), from ``prob(prompt, a, b)``,
+    the scorer's P(a is better than b)."""
+
+    kind = "pair"
+
+    def prob(self, prompt: list[dict], a: str, b: str) -> float:
+        raise NotImplementedError
+
+    def labels(self, prompts, responses, generator) -> np.ndarray:
+        from pairgrpo_rllib.core.preferences import judge_preference_matrix
+
+        out = []
+        for p, rs in zip(prompts, responses, strict=True):
+            out.append(
+                judge_preference_matrix(
+                    [rs], lambda a, b, p=p: self.prob(p, a, b), sample=True, generator=generator
+                )[0]
+            )
+        return np.stack([o.numpy() for o in out]).astype(np.float32)
+
+
+class AnnotatorScorer(PairScorer):
+    """The synthetic task's annotator: P(a > b) = sigmoid((truth(a) - truth(b)) / temperature), the
+    same Bradley-Terry labeller (and noise) that labelled the dataset's pairs. Training sees only its
+    labels, never the truth's values."""
+
+    kind = "annotator"
+
+    def __init__(self, temperature: float = 0.25):
+        self.temperature = float(temperature)
+
+    def prob(self, prompt, a, b):
+        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
+
+        q = prompt[-1]["content"]
+        diff = (truth_reward(q, a) - truth_reward(q, b)) / self.temperature
+        return float(1.0 / (1.0 + np.exp(-diff)))
+
+
+class GenerativeJudge(PairScorer):
+    """A causal LM asked which of two responses is better (:data:`JUDGE_TEMPLATE`, chat-formatted
+    where the tokenizer has a template); P(A) from its next-token probabilities of "A" and "B",
+    averaged over both presentation orders (position bias removed: ``prob(a, b) = 1 - prob(b, a)``
+    exactly)."""
+
+    kind = "judge"
+
+    def __init__(self, path: str, *, dtype: str = "float32", trust_remote_code: bool = False):
+        from pairgrpo_rllib.envs.llm.models import load_causal_lm, load_tokenizer
+
+        self.tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        self.model = load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code).eval()
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (" A", " B")]
+        self.choice_ids = [i[-1] for i in ids]
+
+    @torch.no_grad()
+    def _p_first(self, prompt: str, a: str, b: str) -> float:
+        from pairgrpo_rllib.envs.llm.models import format_prompt
+
+        text = format_prompt(self.tokenizer, JUDGE_TEMPLATE.format(prompt=prompt, a=a, b=b))
+        ids = torch.as_tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]])
+        logits = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
+        two = torch.log_softmax(logits[self.choice_ids], dim=-1)
+        return float(two[0].exp())
+
+    def prob(self, prompt, a, b):
+        q = prompt[-1]["content"]
+        return 0.5 * (self._p_first(q, a, b) + 1.0 - self._p_first(q, b, a))
+
+
+def make_pair_scorer(spec: dict) -> PairScorer:
+    if spec["kind"] == "annotator":
+        return AnnotatorScorer(spec.get("temperature", 0.25))
+    return GenerativeJudge(spec["path"], dtype=spec.get("dtype", "float32"))

@@ -16,7 +16,9 @@ key                    default         meaning
                                        or a list of such sources, concatenated
 ``pairs``              null            the same form; preference pairs (DPO, ORPO train on them)
 ``eval_prompts``       null            the same form; held-out prompts for evaluation
-``scorer``             (required)      ``{kind: reward_model, path}`` or ``{kind: truth}``
+``scorer``             (required)      ``{kind: reward_model, path}``, ``{kind: truth}``, or a
+                                       pairwise one: ``{kind: annotator, temperature: 0.25}``
+                                       (synthetic task), ``{kind: judge, path}`` (a causal LM)
 ``eval_scorer``        null            evaluation's scorer (default: ``scorer``)
 ``engine``             transformers    ``transformers`` | ``vllm``
 ``max_prompt_tokens``  64              P: prompts are left-padded to P (longer ones are dropped)
@@ -146,8 +148,16 @@ def _scorer(field: str, spec) -> dict | None:
             spec.get("kind") if isinstance(spec, dict) else spec,
             f"use one of {', '.join(SCORER_KINDS)}",
         )
-    if spec["kind"] == "reward_model":
+    if spec["kind"] in ("reward_model", "judge"):
         check_model_path(spec.get("path"), f"{field}.path")
+    if spec["kind"] == "annotator":
+        t = spec.get("temperature", 0.25)
+        if not isinstance(t, int | float) or isinstance(t, bool) or not t > 0:
+            _fail(
+                f"{field}.temperature",
+                t,
+                "use the annotator's Bradley-Terry temperature > 0 (0.25: the datasets')",
+            )
     return dict(spec)
 
 

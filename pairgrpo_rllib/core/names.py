@@ -60,12 +60,13 @@ GRPO_ADVANTAGES = "grpo_advantages"
 PAIRS = "pairs"
 HARD_PAIRS = "hard_pairs"
 TARGET_LOGP = "target_logp"
+LABELS = "labels"  # (N, G, G) a pairwise scorer's labels in {-1, 0, +1} (the driver's; LLM runs)
 LEARNER_OLD_LOGP = "learner_old_logp"  # (N, G, T) pi_old's log-probs recomputed by the learner (tis_cap)
 IS_WEIGHTS = "is_weights"  # (N, G, T) truncated importance weights learner/sampler (tis_cap)
 # Columns whose third axis is not time (never padded along T when groups are concatenated).
-NOT_TIME_INDEXED = (PAIRS, HARD_PAIRS, TARGET_LOGP, PROMPT_IDS, PROMPT_MASK)
+NOT_TIME_INDEXED = (PAIRS, HARD_PAIRS, TARGET_LOGP, PROMPT_IDS, PROMPT_MASK, LABELS)
 # Sampled columns the driver keeps to itself (never sent to learners).
-DRIVER_ONLY = (REWARDS, TAIL_RETURNS)
+DRIVER_ONLY = (REWARDS, TAIL_RETURNS, LABELS)
 # What a sampler returns beside the columns.
 EPISODE_RETURNS = "episode_returns"
 ENV_STEPS = "env_steps"
