@@ -56,3 +56,7 @@ def register_with_tune() -> None:
     for name in ALGORITHMS:
         if is_group_algorithm(name):
             register_trainable(name, algorithm_class(name))
+    from pairgrpo_rllib.algorithms.common.hf_training import TRAINABLES
+
+    for name, fn in TRAINABLES.items():  # the LLM jobs: SFT and the reward model
+        register_trainable(name, fn)

@@ -405,6 +405,31 @@ def test_job_settings_reject_bad_values_before_loading(assets, tmp_path):
             job_settings({**good, **change}, "sft")
 
 
+def test_sft_runs_as_a_tune_trainable_with_progress_reports(local_ray, assets, tmp_path):
+    from ray import tune
+
+    from pairgrpo_rllib.algorithms.registry import register_with_tune
+
+    register_with_tune()
+    spec = {
+        "model": {"name_or_path": assets["tiny"]},
+        "data": {"path": str(assets["task"] / "sft_train.jsonl"), "limit": 200},
+        "training": {"epochs": 1, "batch_size": 20, "max_length": 48, "logging_steps": 2},
+        "output": str(tmp_path / "sft_tune"),
+    }
+    tuner = tune.Tuner(
+        "pairgrpo-sft",
+        param_space={"spec": spec},
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), name="sft", verbose=0),
+    )
+    result = tuner.fit()[0]
+    assert result.error is None
+    assert result.metrics["done_job"] == 1 and result.metrics["steps"] == 10
+    progress = result.metrics_dataframe
+    assert "loss" in progress.columns and progress["loss"].notna().sum() >= 4  # a report per log step
+    assert (tmp_path / "sft_tune" / "config.json").is_file()
+
+
 @pytest.mark.parametrize("name", FAMILY)
 def test_short_seeded_learning_raises_the_true_reward(local_ray, assets, name):
     """From the SFT policy, with the learned reward model as the only signal (the truth scorer only
@@ -518,6 +543,26 @@ def test_generative_judge_removes_position_bias_and_is_checked(assets):
     cfg.env_config["eval_scorer"] = {"kind": "judge", "path": assets["sft"]}
     with pytest.raises(ValueError, match=r"env_config\.eval_scorer"):
         cfg.training(eval_interval=5).validate()
+
+
+def test_vllm_requests_fail_early_where_vllm_cannot_serve(assets, tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    # a model whose heads are too small for vLLM's CPU attention (head_dim 16): rejected before Ray
+    small = tmp_path / "small_heads"
+    shutil.copytree(assets["sft"], small)
+    config = json.loads((small / "config.json").read_text())
+    config.update(num_attention_heads=4, num_key_value_heads=4, head_dim=16)
+    (small / "config.json").write_text(json.dumps(config))
+    cfg = llm_config("GRPO", assets).environment(names.LLM_ENV, env_config={"engine": "vllm"})
+    with pytest.raises(ValueError, match=r"head_dim is 16; vLLM's CPU backend needs head_dim >= 32"):
+        cfg.rl_module(model_config={"name_or_path": str(small)}).validate()
+    # vLLM not installed (hidden from this process): the error names the extra to install
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    cfg = llm_config("GRPO", assets).environment(names.LLM_ENV, env_config={"engine": "vllm"})
+    with pytest.raises(ValueError, match=r"env_config\.engine=.*vLLM is not installed.*\[vllm\]"):
+        cfg.validate()
 
 
 # ---- the offline pair baselines ---------------------------------------------------------------------

@@ -190,3 +190,29 @@ def save_atomically(model, tokenizer, out: str, extra: dict | None = None) -> Pa
     else:
         tmp.rename(out_path)
     return out_path
+
+
+def sft_trainable(config: dict) -> None:
+    """Tune function trainable of the SFT job: ``config = {"spec": <job mapping>}``; every Trainer log
+    step is reported to Tune. A restored trial reruns it and the Trainer resumes from its newest
+    checkpoint (``output + ".checkpoints"``)."""
+    from ray import tune
+
+    from pairgrpo_rllib.algorithms.sft.sft import run_sft
+
+    summary = run_sft(config["spec"], report=tune.report)
+    tune.report({k: v for k, v in summary.items() if isinstance(v, int | float)} | {"done_job": 1})
+
+
+def reward_model_trainable(config: dict) -> None:
+    """Tune function trainable of the reward-model job (as :func:`sft_trainable`)."""
+    from ray import tune
+
+    from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model
+
+    summary = run_reward_model(config["spec"], report=tune.report)
+    tune.report({k: v for k, v in summary.items() if isinstance(v, int | float)} | {"done_job": 1})
+
+
+# The names Tune knows them by (``registry.register_with_tune``).
+TRAINABLES = {"pairgrpo-sft": sft_trainable, "pairgrpo-reward-model": reward_model_trainable}
