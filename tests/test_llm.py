@@ -222,6 +222,21 @@ def _learner(algo):
     return algo.learner_group._learner
 
 
+def _learner_loss(algo, batch):
+    """The learner's loss on a sampled batch, computed as in an update: ``(loss, fwd, tensors)``."""
+    for key in (names.EPISODE_RETURNS, names.ENV_STEPS, names.TRUNCATED_RESPONSES):
+        batch.pop(key, None)
+    batch = algo.learner_batch(batch)
+    learner = _learner(algo)
+    module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+    t = {k: torch.as_tensor(v) for k, v in batch.items()}
+    fwd = module.forward_train(t)
+    loss = learner.compute_loss_for_module(
+        module_id=DEFAULT_MODULE_ID, config=algo.config, batch=t, fwd_out=fwd
+    )
+    return loss, fwd, t
+
+
 def test_sampler_log_probs_equal_the_learners_before_and_after_an_update(local_ray, assets):
     """The engine's per-token log-probs of its own samples equal the learner's recomputation (fp32,
     1e-4), and after a training step and weight sync the runner generates from the new weights."""
@@ -297,18 +312,7 @@ def test_learner_loss_on_tokens_equals_the_pure_function(local_ray, assets):
     algo = llm_config("GRPO", assets, kl_coeff=0.1).build_algo()
     try:
         runner = algo.env_runner_group.local_env_runner
-        batch = runner.sample_groups(3, first=0)
-        batch.pop(names.EPISODE_RETURNS)
-        batch.pop(names.ENV_STEPS)
-        batch.pop(names.TRUNCATED_RESPONSES)
-        batch = algo.learner_batch(batch)
-        learner = _learner(algo)
-        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
-        t = {k: torch.as_tensor(v) for k, v in batch.items()}
-        fwd = module.forward_train(t)
-        loss = learner.compute_loss_for_module(
-            module_id=DEFAULT_MODULE_ID, config=algo.config, batch=t, fwd_out=fwd
-        )
+        loss, fwd, t = _learner_loss(algo, runner.sample_groups(3, first=0))
         n, g, width = t[names.MASK].shape
         rows = lambda x: x.reshape(n * g, width)  # noqa: E731
         want, _ = grpo_loss(
@@ -590,16 +594,8 @@ def test_pair_baselines_train_on_the_datasets_pairs_with_their_own_loss(local_ra
         )
         rows = D.load_preferences(str(assets["task"] / "hh_rlhf_train.jsonl"))
         assert any(r["messages"] == messages and r["chosen"].startswith(got) for r in rows)
-        batch.pop(names.EPISODE_RETURNS)
-        batch.pop(names.ENV_STEPS)
-        batch = algo.learner_batch(batch)
-        learner = _learner(algo)
-        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
-        t = {k: torch.as_tensor(v) for k, v in batch.items()}
-        fwd = module.forward_train(t)
-        loss = learner.compute_loss_for_module(
-            module_id=DEFAULT_MODULE_ID, config=algo.config, batch=t, fwd_out=fwd
-        )
+        loss, fwd, t = _learner_loss(algo, batch)
+        module = _learner(algo).module[DEFAULT_MODULE_ID].unwrapped()
         logp = fwd[names.TOKEN_LOGP]
         mask = t[names.MASK].reshape(8, 12) > 0
         if name == "DPO":

@@ -216,3 +216,41 @@ def reward_model_trainable(config: dict) -> None:
 
 # The names Tune knows them by (``registry.register_with_tune``).
 TRAINABLES = {"pairgrpo-sft": sft_trainable, "pairgrpo-reward-model": reward_model_trainable}
+
+
+def job_dataset(source: dict | None, loader, encode, tokenizer, max_len: int, what: str):
+    """``(datasets.Dataset | None, rows dropped as too long)`` of one data source of a job: rows read
+    by ``loader`` (``envs/llm/data.py``), tokenised by ``encode(tokenizer, rows, max_len)``."""
+    from datasets import Dataset
+
+    if source is None:
+        return None, 0
+    rows = loader(
+        source["path"], split=source["split"], schema=source["schema"],
+        limit=source["limit"], data_dir=source["data_dir"],
+    )  # fmt: skip
+    enc, dropped = encode(tokenizer, rows, max_len)
+    if not enc:
+        raise ValueError(
+            f"training.max_length={max_len} is invalid: no {what} of {source['path']!r} fits; raise it"
+        )
+    return Dataset.from_list(enc), dropped
+
+
+def train_job(trainer_cls, settings: dict, model, train, evaluation, collator, tag: str, report=None):
+    """Run ``trainer_cls`` (``transformers.Trainer`` or a subclass) with the job's arguments, our
+    progress line instead of Trainer's raw dicts, and resume from the newest checkpoint if any;
+    returns ``(trainer, TrainOutput)``."""
+    from transformers import PrinterCallback
+
+    checkpoints = settings["output"] + ".checkpoints"
+    trainer = trainer_cls(
+        model=model,
+        args=training_arguments(settings, checkpoints),
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collator,
+        callbacks=[progress_callback(tag, report)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer, trainer.train(resume_from_checkpoint=newest_checkpoint(checkpoints))

@@ -76,15 +76,13 @@ def pair_accuracy(model, dataset, collate, batch_size: int = 64) -> float:
 
 def run_reward_model(spec: dict, report=None) -> dict:
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, PrinterCallback, Trainer
+    from transformers import AutoModelForSequenceClassification, Trainer
 
     from pairgrpo_rllib.algorithms.common.hf_training import (
+        job_dataset,
         job_settings,
-        newest_checkpoint,
-        progress_callback,
         save_atomically,
-        training_arguments,
+        train_job,
     )
     from pairgrpo_rllib.envs.llm.data import load_preferences
     from pairgrpo_rllib.envs.llm.models import load_tokenizer, torch_dtype
@@ -103,22 +101,8 @@ def run_reward_model(spec: dict, report=None) -> dict:
     model.config.pad_token_id = tok.pad_token_id
     max_len = s["training"]["max_length"]
 
-    def dataset(source):
-        if source is None:
-            return None, 0
-        rows = load_preferences(
-            source["path"], split=source["split"], schema=source["schema"],
-            limit=source["limit"], data_dir=source["data_dir"],
-        )  # fmt: skip
-        enc, dropped = encode_pairs(tok, rows, max_len)
-        if not enc:
-            raise ValueError(
-                f"training.max_length={max_len} is invalid: no pair of {source['path']!r} fits; raise it"
-            )
-        return Dataset.from_list(enc), dropped
-
-    train, dropped = dataset(s["data"])
-    evaluation, _ = dataset(s["eval_data"])
+    train, dropped = job_dataset(s["data"], load_preferences, encode_pairs, tok, max_len, "pair")
+    evaluation, _ = job_dataset(s["eval_data"], load_preferences, encode_pairs, tok, max_len, "pair")
     collate = pair_collator(tok.pad_token_id)
 
     class PairTrainer(Trainer):
@@ -133,17 +117,7 @@ def run_reward_model(spec: dict, report=None) -> dict:
                 loss = self.compute_loss(model, inputs)
             return loss.detach(), None, None
 
-    checkpoints = s["output"] + ".checkpoints"
-    trainer = PairTrainer(
-        model=model,
-        args=training_arguments(s, checkpoints),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        data_collator=collate,
-        callbacks=[progress_callback("reward-model", report)],
-    )
-    trainer.remove_callback(PrinterCallback)  # our progress line replaces its raw dicts
-    result = trainer.train(resume_from_checkpoint=newest_checkpoint(checkpoints))
+    trainer, result = train_job(PairTrainer, s, model, train, evaluation, collate, "reward-model", report)
     summary = {
         "job": "reward-model",
         "pairs": len(train),

@@ -55,15 +55,13 @@ def pad_collator(pad_id: int):
 def run_sft(spec: dict, report=None) -> dict:
     """Train; returns the summary (also written to ``output/pairgrpo_training.json``)."""
     import torch
-    from datasets import Dataset
-    from transformers import PrinterCallback, Trainer
+    from transformers import Trainer
 
     from pairgrpo_rllib.algorithms.common.hf_training import (
+        job_dataset,
         job_settings,
-        newest_checkpoint,
-        progress_callback,
         save_atomically,
-        training_arguments,
+        train_job,
     )
     from pairgrpo_rllib.envs.llm.data import load_sft
     from pairgrpo_rllib.envs.llm.models import load_causal_lm, load_tokenizer
@@ -76,33 +74,11 @@ def run_sft(spec: dict, report=None) -> dict:
     model = load_causal_lm(m["name_or_path"], dtype=m["dtype"], trust_remote_code=m["trust_remote_code"])
     max_len = s["training"]["max_length"]
 
-    def dataset(source):
-        if source is None:
-            return None, 0
-        rows = load_sft(
-            source["path"], split=source["split"], schema=source["schema"],
-            limit=source["limit"], data_dir=source["data_dir"],
-        )  # fmt: skip
-        enc, dropped = encode_sft(tok, rows, max_len)
-        if not enc:
-            raise ValueError(
-                f"training.max_length={max_len} is invalid: no row of {source['path']!r} fits; raise it"
-            )
-        return Dataset.from_list(enc), dropped
-
-    train, dropped = dataset(s["data"])
-    evaluation, _ = dataset(s["eval_data"])
-    checkpoints = s["output"] + ".checkpoints"
-    trainer = Trainer(
-        model=model,
-        args=training_arguments(s, checkpoints),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        data_collator=pad_collator(tok.pad_token_id),
-        callbacks=[progress_callback("sft", report)],
+    train, dropped = job_dataset(s["data"], load_sft, encode_sft, tok, max_len, "row")
+    evaluation, _ = job_dataset(s["eval_data"], load_sft, encode_sft, tok, max_len, "row")
+    trainer, result = train_job(
+        Trainer, s, model, train, evaluation, pad_collator(tok.pad_token_id), "sft", report
     )
-    trainer.remove_callback(PrinterCallback)  # our progress line replaces its raw dicts
-    result = trainer.train(resume_from_checkpoint=newest_checkpoint(checkpoints))
     summary = {
         "job": "sft",
         "rows": len(train),
