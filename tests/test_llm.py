@@ -179,6 +179,19 @@ def test_the_three_schemas_load_to_the_same_pairs(assets):
     assert len(prompts) == 150 and prompts[0][0]["role"] == "user"
 
 
+def test_parquet_and_json_files_load_like_jsonl(assets, tmp_path):
+    from datasets import Dataset
+
+    src = assets["task"] / "ultrafeedback_binarized_test_prefs.jsonl"
+    rows = [json.loads(line) for line in src.read_text().splitlines()]
+    Dataset.from_list(rows).to_parquet(str(tmp_path / "prefs.parquet"))
+    (tmp_path / "prefs.json").write_text(json.dumps(rows))
+    want = D.load_preferences(str(src))
+    assert D.load_preferences(str(tmp_path / "prefs.parquet")) == want
+    assert D.load_preferences(str(tmp_path / "prefs.json")) == want
+    assert D.load_preferences(str(tmp_path / "prefs.parquet"), limit=5) == want[:5]
+
+
 def test_hh_transcripts_split_into_turns_and_the_prompt_is_the_common_prefix(tmp_path):
     row = {
         "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: What color is coal?\n\nAssistant: black",
