@@ -626,6 +626,37 @@ def test_pair_baselines_train_on_the_datasets_pairs_with_their_own_loss(local_ra
         algo.stop()
 
 
+@pytest.mark.parametrize("name", ["Soft-Pair-GRPO", "Hard-Pair-GRPO"])
+def test_pair_algorithms_train_on_dataset_pairs_with_the_learners_pi_old(local_ray, assets, name):
+    """pair_source='dataset' (spec): each data-set pair is a group of two, chosen beats rejected, and
+    pi_old's log-probs are the learner's when the iteration begins."""
+    cfg = pair_config(name, assets)  # pairs set, no scorer
+    cfg = cfg.training(pair_source="dataset", group_size=2)
+    algo = cfg.build_algo()
+    try:
+        runner = algo.env_runner_group.local_env_runner
+        batch = runner.sample_pairs(4, first=0)
+        res = algo.learner_group.foreach_learner(lambda lrn: lrn.recompute_logp(batch))
+        learner_logp = [r.get() if hasattr(r, "get") else r for r in res][0]
+        batch[names.ACTION_LOGP] = learner_logp
+        for key in (names.EPISODE_RETURNS, names.ENV_STEPS):
+            batch.pop(key)
+        lb = algo.learner_batch(batch)
+        if name == "Soft-Pair-GRPO":
+            assert np.allclose(lb[names.ADVANTAGES], [[1.0, -1.0]] * 4)  # the chosen response wins
+        else:
+            assert (lb[names.HARD_PAIRS][:, 0, 0, 1:] == [0, 1]).all()  # (winner 0, loser 1)
+        module = _learner(algo).module[DEFAULT_MODULE_ID].unwrapped()
+        before = {k: v.clone() for k, v in module.lm.state_dict().items()}
+        out = algo.train()
+        assert math.isfinite(out["learners"][DEFAULT_MODULE_ID]["loss"])
+        assert any(not torch.equal(before[k], v) for k, v in module.lm.state_dict().items())
+    finally:
+        algo.stop()
+    with pytest.raises(ValueError, match="group_size"):
+        pair_config(name, assets).training(pair_source="dataset", group_size=4).validate()
+
+
 def test_pair_baselines_reject_what_does_not_apply(assets):
     cfg = pair_config("DPO", assets)
     cfg.env_config = {k: v for k, v in cfg.env_config.items() if k != "pairs"}  # environment() merges

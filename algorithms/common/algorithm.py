@@ -131,7 +131,10 @@ class GroupAlgorithm(Algorithm):
     OFFLINE = False  # True for the dataset-pair baselines (DPO, ORPO): no sampled log-probs
 
     def sample_call(self, runner, n: int, first: int) -> dict:
-        """What a runner is asked for: ``n`` groups numbered from ``first``."""
+        """What a runner is asked for: ``n`` groups numbered from ``first`` (with
+        ``pair_source='dataset'``: ``n`` of the data set's pairs, each a group of two)."""
+        if self.config.pair_source == "dataset":
+            return runner.sample_pairs(n, first=first)
         return runner.sample_groups(n, first=first)
 
     def _sample(self) -> dict:
@@ -204,8 +207,15 @@ class GroupAlgorithm(Algorithm):
             self.metrics.log_value((ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), float(ret), window=100)
 
         cosine_due = bool(cfg.grad_cosine_every) and self.iteration % cfg.grad_cosine_every == 0
+        dataset_pairs = cfg.pair_source == "dataset" and not self.OFFLINE
+        if dataset_pairs:
+            # pi_old of the data set's responses: the learner's log-probs as the iteration begins
+            res = self.learner_group.foreach_learner(lambda lrn: lrn.recompute_logp(batch))
+            batch[names.ACTION_LOGP] = [r.get() if hasattr(r, "get") else r for r in res][0].astype(
+                np.float32
+            )
         batch = self.learner_batch(batch, with_grpo_advantages=cosine_due)
-        if cfg.is_llm and not self.OFFLINE:
+        if cfg.is_llm and not self.OFFLINE and not dataset_pairs:
             self._sampler_agreement(batch)
 
         if cosine_due:

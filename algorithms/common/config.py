@@ -73,6 +73,11 @@ class GroupAlgorithmConfig(AlgorithmConfig):
             self.env_runner_cls = GroupEnvRunner
 
     @property
+    def needs_scorer(self) -> bool:
+        """False where training reads the data set's pairs (DPO, ORPO, ``pair_source='dataset'``)."""
+        return not (self.OFFLINE or self.pair_source == "dataset")
+
+    @property
     def is_llm(self) -> bool:
         """True for a causal-LM run (``env: pairgrpo/llm``)."""
         return self.env == names.LLM_ENV
@@ -229,7 +234,20 @@ def validate_llm(cfg: GroupAlgorithmConfig) -> None:
     if unknown:
         k = sorted(unknown)[0]
         _fail(f"model_config.{k}", cfg.model_config[k], f"an LLM policy takes {', '.join(LM_MODEL_DEFAULTS)}")
-    settings = llm_settings(cfg.env_config, cfg.model_config, needs_scorer=not cfg.OFFLINE)
+    settings = llm_settings(cfg.env_config, cfg.model_config, needs_scorer=cfg.needs_scorer)
+    if cfg.pair_source == "dataset" and not cfg.OFFLINE:
+        if (cfg.env_config or {}).get("pairs") is None:
+            _fail(
+                "env_config.pairs",
+                None,
+                "pair_source='dataset' trains on the data set's pairs: pairs: {path: ...}",
+            )
+        if cfg.group_size != 2:
+            _fail(
+                "group_size",
+                cfg.group_size,
+                "with pair_source='dataset' a group is one pair: use group_size=2",
+            )
     if cfg.tis_cap is not None and cfg.ALGORITHM == "Hard-Pair-GRPO":
         _fail(
             "tis_cap",
@@ -280,6 +298,7 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
     choices = {
         "group_mode": names.GROUP_MODES,
         "credit": names.CREDITS,
+        "pair_source": names.PAIR_SOURCES,
         "advantage_norm": names.ADVANTAGE_NORMS,
         "kl_estimator": names.CONFIG_KL_ESTIMATORS,
         "kl_anchor": names.KL_ANCHORS,
@@ -313,6 +332,12 @@ def validate_family(cfg: GroupAlgorithmConfig) -> None:
         _fail("clip_low", cfg.clip_low, "use 0 <= clip_low < 1 (the ratio's lower clip is 1 - clip_low)")
     if not cfg.clip_high > 0:
         _fail("clip_high", cfg.clip_high, "use clip_high > 0")
+    if cfg.pair_source == "dataset" and not cfg.is_llm:
+        _fail(
+            "pair_source",
+            "dataset",
+            "dataset pairs are chosen/rejected responses of an LLM run; use 'online'",
+        )
     if cfg.tis_cap is not None:
         if not _is_number(cfg.tis_cap) or not cfg.tis_cap > 0:
             _fail("tis_cap", cfg.tis_cap, "use a positive cap (2 or 3 as TRL and veRL), or None for off")

@@ -49,7 +49,7 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self.settings = s = llm_settings(
             self.config.env_config,
             self.config.model_config,
-            needs_scorer=not getattr(self.config, "OFFLINE", False),
+            needs_scorer=self.config.needs_scorer,
         )
         mc = s["model"]
         self.tokenizer = load_tokenizer(mc["name_or_path"], trust_remote_code=mc["trust_remote_code"])

@@ -37,6 +37,13 @@ FIELDS: dict[str, Field] = {
         "ours (how a MuJoCo group shares its start state)",
     ),
     "segment_length": Field(None, "steps per member; None = the episode limit (reset mode)", "ours", "H"),
+    "pair_source": Field(
+        "online",
+        "online: pairs labelled inside the freshly sampled group | dataset: the preference data set's "
+        "chosen/rejected pairs, each a group of two (LLM runs: env_config.pairs; pi_old's log-probs "
+        "computed by the learner when the iteration begins)",
+        "spec (pair_source)",
+    ),
     "credit": Field(
         "sequence",
         "sequence: one advantage per member | step: each member's reward-to-go compared across the "

@@ -19,6 +19,7 @@ LOSS_AGGS = ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm")
 KL_ANCHORS = ("ref", "old")
 GROUP_MODES = ("reset", "branch")
 CREDITS = ("sequence", "step")
+PAIR_SOURCES = ("online", "dataset")
 # The environment id of an LLM run (its prompts and scorer are the env_config; envs/llm/settings.py).
 LLM_ENV = "pairgrpo/llm"
 
