@@ -210,17 +210,13 @@ class GroupAlgorithm(Algorithm):
         dataset_pairs = cfg.pair_source == "dataset" and not self.OFFLINE
         if dataset_pairs:
             # pi_old of the data set's responses: the learner's log-probs as the iteration begins
-            res = self.learner_group.foreach_learner(lambda lrn: lrn.recompute_logp(batch))
-            batch[names.ACTION_LOGP] = [r.get() if hasattr(r, "get") else r for r in res][0].astype(
-                np.float32
-            )
+            batch[names.ACTION_LOGP] = self._learner_logp(batch).astype(np.float32)
         batch = self.learner_batch(batch, with_grpo_advantages=cosine_due)
         if cfg.is_llm and not self.OFFLINE and not dataset_pairs:
             self._sampler_agreement(batch)
 
         if cosine_due:
-            res = self.learner_group.foreach_learner(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
-            cos = [r.get() if hasattr(r, "get") else r for r in res]
+            cos = self._on_learners(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
             self.metrics.log_value(names.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
             batch.pop(names.GRPO_ADVANTAGES)
 
@@ -244,12 +240,8 @@ class GroupAlgorithm(Algorithm):
         )
         self._update_run_statistics(learner_results)
         if not self.OFFLINE:  # offline pairs carry no pi_old
-            kl_moved = self.learner_group.foreach_learner(lambda lrn: lrn.kl_new_old(batch))
-            self.metrics.log_value(
-                names.KL_NEW_OLD,
-                float(np.mean([r.get() if hasattr(r, "get") else r for r in kl_moved])),
-                window=1,
-            )
+            kl_moved = self._on_learners(lambda lrn: lrn.kl_new_old(batch))
+            self.metrics.log_value(names.KL_NEW_OLD, float(np.mean(kl_moved)), window=1)
         if self._normalize_obs:
             self._update_obs_stats(batch)
         clock = time.perf_counter()
@@ -267,13 +259,20 @@ class GroupAlgorithm(Algorithm):
             self.metrics.log_value(names.EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(names.EVALUATION_STEPS, self._last_eval[1], window=1)
 
+    def _on_learners(self, fn) -> list:
+        """``fn(learner)`` on every learner, as plain values (remote learners' results resolved)."""
+        return [r.get() if hasattr(r, "get") else r for r in self.learner_group.foreach_learner(fn)]
+
+    def _learner_logp(self, batch: dict) -> np.ndarray:
+        """The learner's log-probs of the batch's tokens with the current weights, ``(N, G, T)``."""
+        return self._on_learners(lambda lrn: lrn.recompute_logp(batch))[0]
+
     def _sampler_agreement(self, batch: dict) -> None:
         """LLM runs: the learner recomputes pi_old's log-probs of the sampled tokens; the per-sequence
         ratio ``exp(sum_t logp_learner - logp_sampler)`` is logged (min / mean / max), and with
         ``tis_cap`` the learner's values become pi_old and the truncated per-token weights
         ``min(exp(logp_learner - logp_sampler), cap)`` multiply the surrogate."""
-        res = self.learner_group.foreach_learner(lambda lrn: lrn.recompute_logp(batch))
-        learner = [r.get() if hasattr(r, "get") else r for r in res][0]
+        learner = self._learner_logp(batch)
         mask = batch[names.MASK] > 0
         diff = np.where(mask, learner - batch[names.ACTION_LOGP], 0.0)
         seq_ratio = np.exp(diff.sum(-1))[mask.any(-1)]
@@ -338,8 +337,7 @@ class GroupAlgorithm(Algorithm):
 
     def _kl_penalized(self, batch: dict, scores: torch.Tensor) -> torch.Tensor:
         """Option ``kl_in_reward``: ``r_i - beta * sum_t (log pi_old - log pi_ref)`` before advantages."""
-        res = self.learner_group.foreach_learner(lambda lrn: lrn.ref_action_logp(batch))
-        ref = [r.get() if hasattr(r, "get") else r for r in res][0]
+        ref = self._on_learners(lambda lrn: lrn.ref_action_logp(batch))[0]
         n, g, t = batch[names.MASK].shape
         flat = lambda x: torch.as_tensor(x, dtype=torch.float64).reshape(n * g, t)  # noqa: E731
         penalized = kl_penalized_scores(

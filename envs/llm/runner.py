@@ -99,7 +99,7 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
             if s["eval_scorer"]
             else None
         )
-        self._orders: dict[tuple[str, int], np.ndarray] = {}
+        self._orders: dict[str, tuple[int, np.ndarray]] = {}  # purpose -> (pass, permutation)
 
     # ---- RLlib's EnvRunner API -----------------------------------------------------------------
     def make_env(self) -> None:
@@ -188,15 +188,13 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         return self._index(k, len(self.prompts), "prompt order")
 
     def _index(self, k: int, n: int, purpose: str) -> int:
+        """Item ``k mod n`` of the seeded permutation of pass ``k // n`` (one pass kept per purpose)."""
         epoch = k // n
-        key = (purpose, epoch)
-        if key not in self._orders:
+        cached = self._orders.get(purpose)
+        if cached is None or cached[0] != epoch:
             seed = derive_seed(self.config.seed, self.config.sample_seed, purpose, epoch)
-            self._orders = {
-                **{k2: v for k2, v in self._orders.items() if k2[0] != purpose},
-                key: np.random.default_rng(seed).permutation(n),
-            }
-        return int(self._orders[key][k % n])
+            cached = self._orders[purpose] = (epoch, np.random.default_rng(seed).permutation(n))
+        return int(cached[1][k % n])
 
     def _encode_pairs(self, sources: list[dict]) -> list[tuple]:
         """Dataset pairs as ``(messages, prompt ids, chosen ids, rejected ids)``; responses end with
