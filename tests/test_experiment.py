@@ -316,6 +316,52 @@ def test_kill_and_resume_continues_where_it_stopped(tmp_path):
         ray.shutdown()
 
 
+def test_resume_falls_back_when_the_named_checkpoint_was_rotated_out(tmp_path):
+    """Tune deletes rotated-out checkpoints before its next state snapshot, so a kill in between
+    leaves a state naming a missing folder (seen in CI). The trial then resumes from the newest
+    complete checkpoint of its folder, skipping a half-copied one."""
+    import ray
+
+    from pairgrpo_rllib.app.runner import MANIFEST, AlgorithmTrial, checkpoint_complete
+
+    spec = _with(algorithm="GRPO")
+    spec["training"]["eval_interval"] = 0
+    config = {"trial": {"algorithm": "GRPO", "spec": spec}, "seed": 0}
+    trial_dir = tmp_path / "GRPO_seed0"
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        first = AlgorithmTrial(config=config)
+        for i in range(3):
+            first.train()
+            first.save(str(trial_dir / f"checkpoint_00000{i}"))
+        first.stop()
+        assert all(checkpoint_complete(trial_dir / f"checkpoint_00000{i}") for i in range(3))
+        # checkpoint 2 half-copied: one file short of its manifest; checkpoint 3 (named) gone
+        listed = json.loads((trial_dir / "checkpoint_000002" / MANIFEST).read_text())["files"]
+        victim = max(listed, key=listed.get)
+        (trial_dir / "checkpoint_000002" / victim).write_bytes(b"")
+        assert not checkpoint_complete(trial_dir / "checkpoint_000002")
+
+        second = AlgorithmTrial(config=config)
+        try:
+            second.restore(str(trial_dir / "checkpoint_000003"))
+            assert second.algo.iteration == 2 and second.iteration == 2  # from checkpoint 1
+            assert second.train()["training_iteration"] == 3
+        finally:
+            second.stop()
+
+        shutil.rmtree(trial_dir / "checkpoint_000000")
+        shutil.rmtree(trial_dir / "checkpoint_000001")
+        third = AlgorithmTrial(config=config)
+        try:
+            with pytest.raises(ValueError, match="no complete checkpoint"):
+                third.restore(str(trial_dir / "checkpoint_000003"))
+        finally:
+            third.stop()
+    finally:
+        ray.shutdown()
+
+
 def test_report_statistics_hand_values():
     from pairgrpo_rllib.app.report import _tail_mean, mean_ci, mean_curve, value_at
 

@@ -61,6 +61,16 @@ class GroupAlgorithm(Algorithm):
         # Groups drawn so far: the LLM runners map a group's number to its prompt and generation
         # seed, so a resumed run continues with the next prompts (saved with checkpoints).
         self._groups_drawn = 0
+        # weight_sync: collective (LLM runs): the group's epoch, and whether the driver's own env
+        # runner (evaluation) still serves older weights.
+        self._weight_sync = None
+        if self.config.is_llm:
+            from pairgrpo_rllib.envs.llm.weight_sync import weight_sync_settings
+
+            ws = weight_sync_settings((self.config.env_config or {}).get("weight_sync"))
+            self._weight_sync = ws if ws["mode"] == "collective" else None
+        self._weight_epoch = 0
+        self._local_runner_stale = False
 
     # ---- hooks ---------------------------------------------------------------------------
     def prepare_batch(
@@ -245,9 +255,7 @@ class GroupAlgorithm(Algorithm):
         if self._normalize_obs:
             self._update_obs_stats(batch)
         clock = time.perf_counter()
-        self.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.learner_group, inference_only=True
-        )
+        self._sync_weights()
         self.metrics.log_value(names.TIME_WEIGHT_SYNC_S, time.perf_counter() - clock, window=1)
         if cfg.eval_interval and (self.iteration + 1) % cfg.eval_interval == 0:
             self._last_eval = (
@@ -258,6 +266,67 @@ class GroupAlgorithm(Algorithm):
             # Repeated every iteration (a NaN-free curve); EVALUATION_STEPS says when it was measured.
             self.metrics.log_value(names.EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(names.EVALUATION_STEPS, self._last_eval[1], window=1)
+
+    # ---- weight sync: RLlib's through the object store, or learner 0's broadcast ----------------
+    def _sync_weights(self) -> None:
+        runners = self.env_runner_group
+        if self._weight_sync is None or runners.num_remote_env_runners() == 0:
+            runners.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+            return
+        epochs = runners.foreach_env_runner(lambda r: r.weight_group_epoch(), local_env_runner=False)
+        healthy = list(runners.healthy_worker_ids())
+        if not epochs or len(epochs) != len(healthy) or any(e != self._weight_epoch for e in epochs):
+            self._form_weight_group(healthy)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:  # actors receive while learner 0 sends
+            received = pool.submit(
+                runners.foreach_env_runner, lambda r: r.receive_weights(), local_env_runner=False
+            )
+            self._on_learners(lambda lrn: lrn.send_weights())
+            received.result()
+        self._local_runner_stale = True
+
+    def _form_weight_group(self, runner_ids: list[int]) -> None:
+        """Learner 0 (rank 0, hosting the store) and the healthy remote runners (ranks 1..n) form a
+        new process group; the trained tensors' layout is checked on every runner first."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        offer = next(o for o in self._on_learners(lambda lrn: lrn.weight_group_offer()) if o is not None)
+        host, port, backend, layout = offer
+        ws = self._weight_sync
+        backend = backend if ws["backend"] == "auto" else ws["backend"]
+        ranks = {w: i + 1 for i, w in enumerate(sorted(runner_ids))}
+        world, epoch, timeout = len(ranks) + 1, self._weight_epoch + 1, ws["timeout_s"]
+        problems = self.env_runner_group.foreach_env_runner(
+            lambda r: r.weight_layout_problem(layout), local_env_runner=False, remote_worker_ids=list(ranks)
+        )
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise ValueError(problem)
+        with ThreadPoolExecutor(1) as pool:  # the store's host waits for every member to connect
+            joined = pool.submit(
+                self.env_runner_group.foreach_env_runner,
+                lambda r: r.join_weight_group(
+                    host, port, ranks[r.worker_index], world, backend, timeout, epoch
+                ),
+                local_env_runner=False,
+                remote_worker_ids=list(ranks),
+            )
+            self._on_learners(lambda lrn: lrn.join_weight_group(host, port, world, backend, timeout, epoch))
+            joined.result()
+        self._weight_epoch = epoch
+
+    def _refresh_local_runner(self) -> None:
+        """The driver's env runner (evaluation) after collective syncs: the learner's module state."""
+        if self._local_runner_stale:
+            from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+
+            state = self.learner_group.get_state(
+                components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
+            )[COMPONENT_LEARNER]
+            self.env_runner_group.local_env_runner.set_state(state)
+            self._local_runner_stale = False
 
     def _on_learners(self, fn) -> list:
         """``fn(learner)`` on every learner, as plain values (remote learners' results resolved)."""
@@ -368,6 +437,7 @@ class GroupAlgorithm(Algorithm):
 
     def evaluate_groups(self) -> list[float]:
         """Deterministic full-length episodes on the local env runner (weights just synced)."""
+        self._refresh_local_runner()
         return self.env_runner_group.local_env_runner.evaluate(self.config.eval_episodes)
 
     # ---- checkpoints: the run statistics travel with the algorithm state --------------------

@@ -248,6 +248,14 @@ def validate_llm(cfg: GroupAlgorithmConfig) -> None:
                 cfg.group_size,
                 "with pair_source='dataset' a group is one pair: use group_size=2",
             )
+    collective = settings["weight_sync"]["mode"] == "collective"
+    if collective and cfg.num_env_runners == 0 and not cfg.in_evaluation:
+        _fail(
+            "env_config.weight_sync",
+            "collective",
+            "the collective broadcast feeds remote rollout actors; with num_env_runners=0 the runner "
+            "shares the driver's process: use weight_sync: object_store, or num_env_runners >= 1",
+        )
     if cfg.tis_cap is not None and cfg.ALGORITHM == "Hard-Pair-GRPO":
         _fail(
             "tis_cap",

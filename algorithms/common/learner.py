@@ -153,6 +153,49 @@ class GroupLearner(TorchLearner):
         module = self.module[next(iter(self.module.keys()))].unwrapped()
         return module.batch_reference_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
 
+    # ---- weight_sync: collective (envs/llm/weight_sync.py) --------------------------------------
+    def _trained(self):
+        return self.module[next(iter(self.module.keys()))].unwrapped().trained_parameters()
+
+    @staticmethod
+    def _is_rank0() -> bool:
+        import torch.distributed as dist
+
+        return not dist.is_initialized() or dist.get_rank() == 0
+
+    def weight_group_offer(self):
+        """Learner 0: ``(host, free port, backend for auto, layout of the trained tensors)``; other
+        learners: None."""
+        import ray
+
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        if not self._is_rank0():
+            return None
+        trained = self._trained()
+        backend = "nccl" if trained and trained[0][1].is_cuda else "gloo"
+        return ray.util.get_node_ip_address(), W.free_port(), backend, W.layout(trained)
+
+    def join_weight_group(self, host, port, world, backend, timeout_s, epoch):
+        """Learner 0 joins the group as rank 0 (it hosts the store); the others do nothing."""
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        if self._is_rank0():
+            self._weight_group = None
+            self._weight_group = W.WeightGroup(host, port, 0, world, backend, timeout_s, epoch)
+
+    def send_weights(self) -> float:
+        """Learner 0 broadcasts its trained tensors; returns the seconds taken (0 elsewhere)."""
+        import time
+
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        if not self._is_rank0():
+            return 0.0
+        clock = time.perf_counter()
+        W.send(self._weight_group, self._trained())
+        return time.perf_counter() - clock
+
     @torch.no_grad()
     def recompute_logp(self, batch_np: dict):
         """The learner's log-probs of the batch's tokens with the current weights (= pi_old before the

@@ -87,6 +87,15 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
                 return response_logits(self.lm, prompt, pmask, response, rmask)
         return response_logits(self.ref_lm, prompt, pmask, response, rmask)
 
+    def trained_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """The policy's tensors that training changes, sorted by name: every LM parameter, or with
+        LoRA only the adapters (what ``weight_sync: collective`` moves; the same list on the learner
+        and on an inference-only rollout copy)."""
+        named = sorted(self.lm.named_parameters(), key=lambda kv: kv[0])
+        if self.lora:
+            named = [(k, v) for k, v in named if ".lora_" in k]
+        return named
+
     @torch.no_grad()
     def merged_state_dict(self) -> dict:
         """The weights a rollout engine serves: the LM's, with LoRA adapters merged into the base

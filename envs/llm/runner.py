@@ -16,9 +16,10 @@ data, with generation seed ``derive_seed(seed, sample_seed, "generation", k)``. 
 same prompt list, so the mapping does not depend on how many runners there are or which one samples,
 and a resumed run (the driver's counter is in its checkpoint) continues with the next prompts.
 
-Weights: RLlib's sync (learner -> object store -> ``set_state``) updates the module; the engine is
-then told to serve them (``Engine.load_weights``: nothing to do for the transformers engine, which
-generates with the module's own LM).
+Weights: RLlib's sync (learner -> object store -> ``set_state``) updates the module, or with
+``weight_sync: collective`` learner 0's broadcast lands in it (``receive_weights``,
+``envs/llm/weight_sync.py``); the engine is then told to serve them (``Engine.load_weights``: nothing
+to do for the transformers engine, which generates with the module's own LM).
 """
 
 from __future__ import annotations
@@ -147,6 +148,47 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
                 self._weights_seq_no = seq
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
             self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+
+    # ---- weight_sync: collective (envs/llm/weight_sync.py) ----------------------------------------
+    def weight_layout_problem(self, learner_layout) -> str | None:
+        """None when this actor's trained tensors (names, shapes, dtypes) equal the learner's, else
+        the mismatch in words (returned, not raised: RLlib would count a raise as a dead actor)."""
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        try:
+            W.check_layout(
+                W.layout(self.module.trained_parameters()),
+                learner_layout,
+                f"rollout actor {self.worker_index}",
+            )
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def join_weight_group(
+        self, host: str, port: int, rank: int, world: int, backend: str, timeout_s: float, epoch: int
+    ):
+        """Join the learner-0-plus-actors process group (envs/llm/weight_sync.py) as ``rank``."""
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        self._weight_group = None  # an old group (if any) is dropped before the new one forms
+        self._weight_group = W.WeightGroup(host, port, rank, world, backend, timeout_s, epoch)
+        return rank
+
+    def weight_group_epoch(self) -> int | None:
+        group = getattr(self, "_weight_group", None)
+        return None if group is None else group.epoch
+
+    def receive_weights(self) -> float:
+        """Receive learner 0's broadcast into the module, then serve it; returns the seconds taken."""
+        import time
+
+        from pairgrpo_rllib.envs.llm import weight_sync as W
+
+        clock = time.perf_counter()
+        W.receive(self._weight_group, self.module.trained_parameters())
+        self.engine.load_weights(self.module.merged_state_dict())
+        return time.perf_counter() - clock
 
     def get_ctor_args_and_kwargs(self):
         return (), {"config": self.config}

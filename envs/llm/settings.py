@@ -23,6 +23,10 @@ key                    default         meaning
 ``engine``             transformers    ``transformers`` | ``vllm``
 ``max_prompt_tokens``  64              P: prompts are left-padded to P (longer ones are dropped)
 ``max_new_tokens``     32              T: responses are cut at T tokens
+``weight_sync``        object_store    how the rollout actors get new weights: ``object_store``
+                                       (RLlib's sync) or ``collective`` (ours: a broadcast from
+                                       learner 0, ``{mode, backend: auto|gloo|nccl, timeout_s}``;
+                                       ``envs/llm/weight_sync.py``)
 =====================  ==============  =====================================================
 """
 
@@ -42,6 +46,7 @@ DEFAULTS = {
     "engine": "transformers",
     "max_prompt_tokens": 64,
     "max_new_tokens": 32,
+    "weight_sync": "object_store",
 }
 DATA_KEYS = ("path", "split", "schema", "limit", "data_dir")
 
@@ -234,6 +239,9 @@ def llm_settings(env_config: dict | None, model_config: dict | None, needs_score
         )
     s["scorer"] = _scorer("env_config.scorer", s["scorer"])
     s["eval_scorer"] = _scorer("env_config.eval_scorer", s["eval_scorer"]) or s["scorer"]
+    from pairgrpo_rllib.envs.llm.weight_sync import weight_sync_settings
+
+    s["weight_sync"] = weight_sync_settings(s["weight_sync"])
     s["model"] = mc
     return s
 

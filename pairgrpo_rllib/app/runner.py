@@ -2,9 +2,12 @@
 
 ``AlgorithmTrial`` wraps any registered algorithm (the GRPO family and RLlib's PPO) so that one
 Tuner holds them all. Tune gives progress output, TensorBoard event files and ``progress.csv`` per
-trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``save_to_path``,
-written to a temporary folder and moved into place by Tune) and resume after a kill
-(``Tuner.restore``). On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
+trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``save_to_path``
+plus a manifest of its files, written to a temporary folder that Tune then copies into the trial
+folder) and resume after a kill (``Tuner.restore``). Tune's saved state can name a checkpoint it had
+already rotated out (it deletes old checkpoints before its next state snapshot): the trial then
+resumes from the newest complete checkpoint in its folder (complete = every file of the manifest
+present at its size), never from a half-copied one. On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
 named by ``RAY_ADDRESS``.
 
 Before Ray starts, :func:`prepare` makes sure the run can be written and is the one the user means:
@@ -58,10 +61,33 @@ class AlgorithmTrial(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str):
         self.algo.save_to_path(checkpoint_dir)
+        write_manifest(Path(checkpoint_dir))
         return checkpoint_dir
 
     def load_checkpoint(self, checkpoint):
         self.algo.restore_from_path(checkpoint if isinstance(checkpoint, str) else checkpoint.path)
+
+    def restore(self, checkpoint_path):
+        """Tune's restore, falling back to the newest complete checkpoint of the trial when the one
+        Tune's state names is gone (rotated out after the last state snapshot)."""
+        path = _checkpoint_fs_path(checkpoint_path)
+        if path is None or Path(path).exists():
+            return super().restore(checkpoint_path)
+        fallback = newest_complete_checkpoint(Path(path).parent)
+        if fallback is None:
+            raise ValueError(
+                f"resume: the checkpoint Tune's state names ({path}) is gone and no complete checkpoint "
+                f"is left in {Path(path).parent}; start the run again without --resume"
+            )
+        print(
+            f"[resume] {Path(path).name} was rotated out after Tune last saved its state; "
+            f"resuming from {fallback.name}, the newest complete checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        super().restore(str(fallback))
+        # Tune took its counters from the missing checkpoint's result: take them from the algorithm.
+        self._iteration = self.algo.iteration
 
     def cleanup(self):
         self.algo.stop()
@@ -70,6 +96,48 @@ class AlgorithmTrial(tune.Trainable):
     def default_resource_request(cls, config):
         algo_config = cls.algorithm_config(config)
         return algo_config.algo_class.default_resource_request(algo_config)
+
+
+MANIFEST = "pairgrpo_manifest.json"
+
+
+def write_manifest(folder: Path) -> None:
+    """List every file of a checkpoint with its size (written last, so a copy is complete only when
+    the manifest and every file it names are there at their sizes)."""
+    files = {
+        str(f.relative_to(folder)): f.stat().st_size
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and f.name != MANIFEST
+    }
+    _write_json_atomically(folder / MANIFEST, {"files": files})
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for name, size in files.items():
+        f = folder / name
+        if not f.is_file() or f.stat().st_size != size:
+            return False
+    return True
+
+
+def newest_complete_checkpoint(trial_dir: Path) -> Path | None:
+    """The highest-numbered ``checkpoint_*`` folder in ``trial_dir`` whose manifest checks out."""
+    found = sorted(trial_dir.glob("checkpoint_*"), key=lambda p: p.name, reverse=True)
+    return next((c for c in found if c.is_dir() and checkpoint_complete(c)), None)
+
+
+def _checkpoint_fs_path(checkpoint) -> str | None:
+    if isinstance(checkpoint, str):
+        return checkpoint
+    inner = getattr(checkpoint, "checkpoint", checkpoint)  # Tune's _TrainingResult or a Checkpoint
+    fs = getattr(inner, "filesystem", None)
+    if fs is None or getattr(fs, "type_name", "local") != "local":
+        return None  # remote storage: leave it to Tune
+    return getattr(inner, "path", None)
 
 
 class ProgressLines(tune.Callback):
