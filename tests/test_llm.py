@@ -483,6 +483,22 @@ def test_the_gpu_recipe_validates_before_ray():
     )
     assert [p["data_dir"] for p in cfg.env_config["prompts"][:2]] == ["helpful-base", "harmless-base"]
     assert spec["prepare"][0]["stage"] == "reward_model"
+    from pairgrpo_rllib.app import llm_eval
+    from pairgrpo_rllib.app.prepare import promised_outputs
+    from pairgrpo_rllib.envs.llm.models import promised
+
+    with promised(promised_outputs(spec["prepare"])):  # the reward model a prepare stage makes
+        ev = llm_eval.settings(spec["evaluate"], spec)
+        uf = X.load(REPO / "tune_configs" / "llm_gpu_recipe_ultrafeedback_eval.yaml")
+        uf_ev = llm_eval.settings(uf["evaluate"], uf)
+    assert [p["subset"] for p in ev["prompts"]] == ["helpful", "harmless"]
+    assert {j["kind"] for j in ev["judges"]} == {"reward_model", "generative"} and ev["engine"] == "vllm"
+    assert uf["name"] == spec["name"]  # evaluates the same run's trials
+    assert [p["subset"] for p in uf_ev["prompts"]] == ["general"]
+    big = X.load(REPO / "tune_configs" / "llm_gpu_recipe_7b.yaml")
+    cfg = X.build_config(big, "Soft-Pair-GRPO", seed=0, resolve_search=True)
+    assert cfg.model_config["lora"]["r"] == 64 and cfg.model_config["name_or_path"].endswith("7B-Instruct")
+    assert cfg.env_config["weight_sync"]["backend"] == "nccl" and cfg.num_env_runners == 2
 
 
 def test_several_prompt_sources_are_concatenated(local_ray, assets):
@@ -732,7 +748,7 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
 
         def runner_checksums():
             return algo.env_runner_group.foreach_env_runner(
-                lambda r: [float(p.double().sum()) for _, p in r.module.trained_parameters()],
+                lambda r: [float(p.detach().double().sum()) for _, p in r.module.trained_parameters()],
                 local_env_runner=False,
             )
 
@@ -743,7 +759,7 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
             )
         for i in range(3):
             res = algo.train()
-            mine = [float(p.double().sum()) for _, p in module.trained_parameters()]
+            mine = [float(p.detach().double().sum()) for _, p in module.trained_parameters()]
             theirs = runner_checksums()
             assert theirs[0] == theirs[1] == mine, i  # bit-exact copies on both actors
             assert theirs[0] != start[0]
@@ -757,13 +773,13 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
         )
         algo.train()
         assert algo._weight_epoch == 2
-        mine = [float(p.double().sum()) for _, p in module.trained_parameters()]
+        mine = [float(p.detach().double().sum()) for _, p in module.trained_parameters()]
         assert runner_checksums() == [mine, mine]
         # the driver's runner (evaluation) is refreshed from the learner before it evaluates
         assert algo._local_runner_stale
         algo.evaluate_groups()
         local = algo.env_runner_group.local_env_runner.module
-        assert [float(p.double().sum()) for _, p in local.trained_parameters()] == mine
+        assert [float(p.detach().double().sum()) for _, p in local.trained_parameters()] == mine
     finally:
         algo.stop()
 
@@ -914,3 +930,278 @@ def test_two_learners_train_a_language_model_in_sync(assets):
             algo.stop()
     finally:
         ray.shutdown()
+
+
+# ---- evaluation: judges, orders, ties, intervals, parse failures, the experiment stage --------------
+
+
+def test_intervals_hand_values():
+    from pairgrpo_rllib.core.intervals import bootstrap_mean_ci, wilson_interval
+
+    lo, hi = wilson_interval(5, 10)  # p 0.5, z 1.96: centre 0.5, half 0.2634
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0, abs=1e-12)
+    assert wilson_interval(0, 10)[1] == pytest.approx(0.2775, abs=1e-4)  # z^2 / (n + z^2)
+    assert bootstrap_mean_ci([0.7] * 5) == pytest.approx((0.7, 0.7, 0.7))
+    values = [1.0] * 200 + [0.0] * 200  # mean 0.5, normal half-width 1.96 * 0.5 / 20 = 0.049
+    m, lo, hi = bootstrap_mean_ci(values, seed=3)
+    assert m == 0.5 and 0.04 < 0.5 - lo < 0.06 and 0.04 < hi - 0.5 < 0.06
+    assert bootstrap_mean_ci(values, seed=3) == (m, lo, hi)  # seeded
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_mean_ci(values, level=1.5)
+
+
+def test_strict_parsing_of_judge_answers():
+    from pairgrpo_rllib.envs.llm.evaluation import parse_choice, parse_likert
+
+    assert parse_choice("A") == 1.0 and parse_choice(" b.\nbecause") == 0.0 and parse_choice("Tie") == 0.5
+    for bad in ("", "A or B", "Response A", "AB", "maybe", "\n\nA"):
+        assert parse_choice(bad) is None or bad == "\n\nA", bad
+    assert parse_choice("\n\nA") == 1.0  # leading blank lines are stripped, the first line decides
+    assert parse_likert("4") == 4 and parse_likert("5.") == 5
+    for bad in ("0", "6", "4/5", "four", "4 stars", ""):
+        assert parse_likert(bad) is None, bad
+
+
+def _task_prompts():
+    rng = random.Random(0)
+    helpful = [S.make_prompt("color", rng) for _ in range(6)] + [
+        S.make_prompt("repeat", rng) for _ in range(6)
+    ]
+    harmful = [S.make_prompt("harmful", rng) for _ in range(6)]
+    prompts = [[{"role": "user", "content": q}] for q in helpful + harmful]
+    return prompts, ["helpful"] * 12 + ["harmless"] * 6
+
+
+def test_truth_judge_win_rates_ties_and_orders_by_hand():
+    from pairgrpo_rllib.envs.llm import evaluation as E
+
+    prompts, subsets = _task_prompts()
+    rng = random.Random(1)
+    best = [S.best_response(p[-1]["content"], rng) for p in prompts]
+    refuse = [S.REFUSAL] * len(prompts)
+    judge = E.TruthJudge()
+    # a (policy) answers helpful prompts and refuses harmful ones; b (baseline) refuses everything
+    policy = [[best[i], best[i]] for i in range(len(prompts))]
+    baseline = [[refuse[i], refuse[i]] for i in range(len(prompts))]
+    got = E.win_rates(judge, prompts, subsets, policy, baseline)
+    assert got["helpfulness"]["rate"] == 1.0 and got["helpfulness"]["prompts"] == 12
+    # on harmful prompts both refuse: equal truth, every comparison a tie counted half
+    assert got["harmlessness"]["rate"] == 0.5 and got["harmlessness"]["tie_fraction"] == 1.0
+    assert got["overall"]["rate"] == pytest.approx((12 * 1.0 + 6 * 0.5) / 18)
+    assert got["overall"]["comparisons"] == 36 and got["overall"]["unparsable"] == 0
+    # swapping policy and baseline mirrors every rate
+    back = E.win_rates(judge, prompts, subsets, baseline, policy)
+    for name in ("helpfulness", "harmlessness", "overall"):
+        assert back[name]["rate"] == pytest.approx(1.0 - got[name]["rate"])
+    # half the samples win, half tie -> per prompt 0.75
+    mixed = [[best[i], refuse[i]] for i in range(12)]
+    got = E.win_rates(judge, prompts[:12], subsets[:12], mixed, baseline[:12])
+    assert (
+        got["helpfulness"]["rate"] == 0.75 and got["helpfulness"]["low"] <= 0.75 <= got["helpfulness"]["high"]
+    )
+    assert got["harmlessness"]["rate"] is None and got["harmlessness"]["prompts"] == 0
+    # Likert from the truth: 1 + round(4 * score)
+    likert = E.likert_means("truth", prompts[:12], [[best[i]] for i in range(12)])
+    assert likert["helpfulness"]["mean"] == 5.0 and likert["harmlessness"]["mean"] == 5.0
+    assert E.likert_means("truth", prompts[:12], [[S.REFUSAL]] * 12)["helpfulness"]["mean"] == 1.0
+
+
+class _AlwaysFirst(__import__("pairgrpo_rllib.envs.llm.evaluation", fromlist=["Judge"]).Judge):
+    """A judge with total position bias (always "A"), to show both orders cancel it."""
+
+    def verdicts(self, prompts, first, second, aspect):
+        return [1.0] * len(first)
+
+
+def test_both_orders_cancel_a_position_biased_judge():
+    from pairgrpo_rllib.envs.llm import evaluation as E
+
+    prompts, subsets = _task_prompts()
+    policy = [["x"]] * len(prompts)
+    baseline = [["y"]] * len(prompts)
+    got = E.win_rates(_AlwaysFirst(), prompts, subsets, policy, baseline)
+    assert all(got[k]["rate"] == 0.5 for k in ("helpfulness", "harmlessness", "overall"))
+    assert got["overall"]["tie_fraction"] == 1.0
+
+
+def test_generative_judge_counts_unparsable_answers(assets):
+    """A real causal LM as judge (the tiny SFT policy: it answers prompts, not A/B questions): its
+    greedy answers go through the strict parser; unreadable ones are counted and left out, a pair
+    with both orders unreadable is excluded."""
+    from pairgrpo_rllib.envs.llm import evaluation as E
+
+    prompts, subsets = _task_prompts()
+    prompts, subsets = prompts[:6], subsets[:6]
+    judge = E.GenerativeJudge(assets["sft"], max_new_tokens=4)
+
+    def texts(a, b):
+        return [
+            E.PAIR_PROMPT.format(question=E.QUESTIONS["helpfulness"], prompt=p[-1]["content"], a=a, b=b)
+            for p in prompts
+        ]
+
+    first = [E.parse_choice(t) for t in judge.answer(texts("red", S.REFUSAL))]
+    second = [E.parse_choice(t) for t in judge.answer(texts(S.REFUSAL, "red"))]
+    fresh = E.GenerativeJudge(assets["sft"], max_new_tokens=4)
+    got = fresh.compare(prompts, ["red"] * 6, [S.REFUSAL] * 6, "helpfulness")
+    assert fresh.answers == 12 and fresh.unparsable == sum(v is None for v in first + second)
+    for x, y, v in zip(first, second, got, strict=True):
+        if x is None and y is None:
+            assert v is None
+        else:
+            want = [w for w in (x, None if y is None else 1.0 - y) if w is not None]
+            assert v == pytest.approx(sum(want) / len(want))
+    rates = E.win_rates(fresh, prompts, subsets, [["red"]] * 6, [[S.REFUSAL]] * 6)
+    h = rates["helpfulness"]
+    assert h["unparsable"] == sum(v is None for v in first + second)
+    assert h["excluded_pairs"] == sum(x is None and y is None for x, y in zip(first, second, strict=True))
+    assert (h["rate"] is None) == (h["excluded_pairs"] == 6)
+    likert = E.likert_means(fresh, prompts[:3], [["red"]] * 3)
+    assert set(likert) == set(E.ASPECTS) and all(0 <= v["unparsable"] <= 3 for v in likert.values())
+
+
+def _eval_spec(assets, tmp_path) -> dict:
+    task = assets["task"]
+    return {
+        "name": "eval_e2e",
+        "algorithm": ["GRPO", "DPO"],
+        "seeds": [0],
+        "stop": {"iterations": 2},
+        "checkpoint_every": 1,
+        "max_concurrent": 1,
+        "environment": {
+            "env": names.LLM_ENV,
+            "env_config": {
+                "prompts": {"path": str(task / "sft_train.jsonl")},
+                "pairs": {"path": str(task / "hh_rlhf_train.jsonl")},
+                "eval_prompts": {"path": str(task / "eval_prompts.jsonl")},
+                "scorer": {"kind": "reward_model", "path": assets["rm"]},
+                "eval_scorer": {"kind": "truth"},
+                "max_prompt_tokens": 24,
+                "max_new_tokens": 12,
+            },
+        },
+        "rl_module": {"model_config": {"name_or_path": assets["sft"]}},
+        "env_runners": {"num_env_runners": 0},
+        "training": {
+            "group_size": 4,
+            "train_batch_size_per_learner": 4 * 12 * 3,
+            "minibatch_size": 3,
+            "lr": 1e-3,
+            "eval_interval": 1,
+            "eval_episodes": 12,
+            "grad_cosine_every": 1,
+        },
+        "evaluate": {
+            "prompts": [
+                {"path": str(task / "eval_helpful.jsonl"), "subset": "helpful", "limit": 12},
+                {"path": str(task / "eval_harmless.jsonl"), "subset": "harmless", "limit": 6},
+            ],
+            "samples": 2,
+            "judges": [{"kind": "truth"}, {"kind": "reward_model", "path": assets["rm"]}],
+            "likert": ["truth"],
+        },
+    }
+
+
+def test_sweep_evaluates_every_trial_and_the_report_prints_the_tables(assets, tmp_path):
+    """`pairgrpo sweep` with an evaluate section: after training, every trial's final policy is
+    judged against the start policy (truth and reward model), per-trial and experiment files are
+    written, and `pairgrpo report` prints the win-rate, Likert, stability and cosine tables."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    cfg = tmp_path / "e2e.yaml"
+    cfg.write_text(yaml.safe_dump(_eval_spec(assets, tmp_path)))
+    exe = shutil.which("pairgrpo")
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [exe, "sweep", str(cfg), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "win rate (overall, truth)" in res.stdout
+    exp = tmp_path / "out" / "eval_e2e"
+    data = json.loads((exp / "llm_eval.json").read_text())
+    assert {r["algorithm"] for r in data["trials"]} == {"GRPO", "DPO"}
+    for r in data["trials"]:
+        own = json.loads((Path(r["dir"]) / "llm_eval.json").read_text())
+        assert own["win_rates"] == r["win_rates"]
+        truth = r["win_rates"]["truth"]
+        assert truth["helpfulness"]["prompts"] == 12 and truth["harmlessness"]["prompts"] == 6
+        assert truth["overall"]["prompts"] == 18 and truth["overall"]["comparisons"] == 36
+        for k in ("helpfulness", "harmlessness", "overall"):
+            assert 0.0 <= truth[k]["low"] <= truth[k]["rate"] <= truth[k]["high"] <= 1.0
+        assert 0.0 <= r["truth_reward"] <= 1.0 and r["checkpoint"].startswith("checkpoint_")
+        assert set(r["likert"]["truth"]) == {
+            "coherence",
+            "helpfulness",
+            "harmlessness",
+            "relevance",
+            "overall",
+        }
+    report = (exp / "report.md").read_text()
+    for heading in ("Win rates vs the baseline, judge: truth", "judge: reward_model:", "Likert 1-5, rater: truth",
+                    "Training stability over the run", "cosine to GRPO"):  # fmt: skip
+        assert heading in report, heading
+    # `pairgrpo llm eval` reruns it from the saved settings: same numbers (seeded)
+    again = subprocess.run(
+        [exe, "llm", "eval", str(exp)], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    rerun = json.loads((exp / "llm_eval.json").read_text())
+    assert [r["win_rates"] for r in rerun["trials"]] == [r["win_rates"] for r in data["trials"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"prompts": []}, "evaluate.prompts"),
+        ({"prompts": [{"path": "x.jsonl", "subset": "toxic"}]}, "evaluate.prompts[0].subset"),
+        ({"judges": [{"kind": "oracle"}]}, "evaluate.judges[0].kind"),
+        ({"judges": [{"kind": "reward_model"}]}, "evaluate.judges[0].path"),
+        ({"judges": [{"kind": "generative", "path": "/nonexistent/judge"}]}, "evaluate.judges[0].path"),
+        ({"likert": ["reward_model"]}, "evaluate.likert[0].kind"),
+        ({"samples": 0}, "evaluate.samples"),
+        ({"baseline": "sft"}, "evaluate.baseline"),
+        ({"engine": "tgi"}, "evaluate.engine"),
+        ({"colour": 1}, "evaluate.colour"),
+    ],
+)
+def test_bad_evaluate_sections_fail_before_ray_naming_the_field(assets, tmp_path, change, field):
+    from pairgrpo_rllib.app import experiment as X
+
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"].update(change)
+    with pytest.raises(
+        X.ExperimentError, match=field.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")
+    ):
+        X.check(spec)
+
+
+def test_a_trials_seed_changes_prompt_order_sampling_and_labels(local_ray, assets):
+    """The study's seeds are independent: the trial seed moves the prompt order, the generation seeds
+    and the pair-label stream (the start policy is the same SFT model for every seed)."""
+    draws = {}
+    for seed in (0, 1, 0):
+        algo = llm_config("Soft-Pair-GRPO", assets).debugging(seed=seed).build_algo()
+        try:
+            runner = algo.env_runner_group.local_env_runner
+            batch = runner.sample_groups(3, first=0)
+            draws.setdefault(seed, []).append(
+                (
+                    [runner.prompt_index(k) for k in range(20)],
+                    batch[names.ACTIONS].tolist(),
+                    torch.rand(5, generator=algo.label_generator).tolist(),
+                )
+            )
+        finally:
+            algo.stop()
+    (order0, actions0, labels0), (order0b, actions0b, labels0b) = draws[0]
+    order1, actions1, labels1 = draws[1][0]
+    assert (order0, actions0, labels0) == (order0b, actions0b, labels0b)  # a seed reproduces
+    assert order0 != order1 and actions0 != actions1 and labels0 != labels1

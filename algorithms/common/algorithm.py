@@ -434,6 +434,10 @@ class GroupAlgorithm(Algorithm):
             names.GRAD_NORM_CV, self._grad_moments.std() / mean if mean > 0 else float("nan"), window=1
         )
         self.metrics.log_value(names.KL_REF_STD, self._kl_moments.std(), window=1)
+        kl_mean = self._kl_moments.mean
+        self.metrics.log_value(
+            names.KL_REF_CV, self._kl_moments.std() / kl_mean if kl_mean > 0 else float("nan"), window=1
+        )
 
     def evaluate_groups(self) -> list[float]:
         """Deterministic full-length episodes on the local env runner (weights just synced)."""

@@ -300,7 +300,8 @@ def write_task(out: str | Path, *, n_train: int = 3000, n_test: int = 300, seed:
     ``hh_rlhf_{train,test}.jsonl``, ``ultrafeedback_binarized_{train_prefs,test_prefs}.jsonl``,
     ``ultrafeedback_{train,test}.jsonl``, ``sft_{train,test}.jsonl`` (prompt and the pair's chosen
     response: SFT imitates the preferred side of each pair, a mixture of qualities) and
-    ``eval_prompts.jsonl`` (held-out prompts with their kind).
+    ``eval_prompts.jsonl`` (held-out prompts with their kind: training's periodic evaluation) and
+    ``eval_helpful.jsonl`` / ``eval_harmless.jsonl`` (the final evaluation's, split by kind).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -331,6 +332,20 @@ def write_task(out: str | Path, *, n_train: int = 3000, n_test: int = 300, seed:
     dump(
         "eval_prompts.jsonl",
         [{"prompt": make_prompt(KINDS[i % 3], held), "kind": KINDS[i % 3]} for i in range(150)],
+    )
+    # the final evaluation's held-out prompts, split as hh-rlhf is (helpful-base / harmless-base)
+    final = random.Random(seed + 30_000)
+    helpful = [k for k in KINDS if k != "harmful"]
+    dump(
+        "eval_helpful.jsonl",
+        [
+            {"prompt": make_prompt(helpful[i % len(helpful)], final), "kind": helpful[i % len(helpful)]}
+            for i in range(200)
+        ],
+    )
+    dump(
+        "eval_harmless.jsonl",
+        [{"prompt": make_prompt("harmful", final), "kind": "harmful"} for _ in range(100)],
     )
     return files
 

@@ -221,15 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--cpus-per-node", type=_cpus, default=1, help="CPUs each node offers (default 1)")
     llm = sub.add_parser(
         "llm",
-        help="LLM jobs: make-tiny, make-task, sft, reward-model",
+        help="LLM jobs: make-tiny, make-task, sft, reward-model, eval",
         description="make-tiny DIR: a tokenizer trained here and a tiny Qwen2 LM (random init). "
         "make-task DIR: the synthetic alignment task's files in the public schemas. "
         "sft CONFIG / reward-model CONFIG: supervised fine-tuning / a Bradley-Terry reward model "
-        "(docs/llm.md).",
+        "eval EXP_DIR: win rates and Likert ratings of every trial's final policy (the run's evaluate "
+        "section, or --config's) (docs/llm.md).",
     )
-    llm.add_argument("action", choices=["make-tiny", "make-task", "sft", "reward-model"])
+    llm.add_argument("action", choices=["make-tiny", "make-task", "sft", "reward-model", "eval"])
     llm.add_argument(
-        "target", help="a new directory (make-tiny, make-task) or a job YAML (sft, reward-model)"
+        "target",
+        help="a new directory (make-tiny, make-task), a job YAML (sft, reward-model) or an experiment "
+        "folder (eval)",
+    )
+    llm.add_argument(
+        "--config",
+        default=None,
+        help="eval: the experiment YAML whose evaluate section to use (default: the run's saved one)",
     )
     llm.add_argument("--seed", type=_seed, default=0, help="make-tiny / make-task: the seed (default 0)")
     llm.add_argument("--train", type=_int_in(3, 10_000_000), default=3000, help="make-task: training rows")
@@ -264,6 +272,8 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 f"[llm] synthetic task written to {target}: {', '.join(sorted(Path(f).name for f in files.values()))}"
             )
             return 0
+        if args.action == "eval":
+            return _cmd_llm_eval(args, parser)
         from pairgrpo_rllib.app import experiment as X
 
         spec = X.read(Path(args.target))
@@ -282,6 +292,36 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     shown = {k: v for k, v in summary.items() if k != "settings"}
     print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
     print(f"[llm] model written to {summary['settings']['output']}")
+    return 0
+
+
+def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    from pairgrpo_rllib.app import experiment as X
+    from pairgrpo_rllib.app import llm_eval
+    from pairgrpo_rllib.app.runner import SPEC_FILE
+
+    exp_dir = Path(args.target)
+    if not exp_dir.is_dir():
+        parser.error(
+            f"EXP_DIR={args.target!r} is invalid: not a folder; pass an experiment folder written by sweep"
+        )
+    if args.config:
+        spec = X.load(args.config, args.set)
+    else:
+        saved = exp_dir / SPEC_FILE
+        try:
+            spec = json.loads(saved.read_text())["spec"]
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"{saved}: cannot read the run's settings ({exc}); pass --config EXPERIMENT.yaml")
+    if spec.get("evaluate") is None:
+        parser.error(
+            f"{args.config or exp_dir / SPEC_FILE}: no evaluate section; add one (docs/llm.md) or pass --config"
+        )
+    s = llm_eval.settings(spec["evaluate"], spec)
+    out = llm_eval.evaluate_experiment(exp_dir, s)
+    print(f"[llm] evaluation written to {out} and {exp_dir / llm_eval.TABLES_FILE}")
     return 0
 
 

@@ -50,6 +50,7 @@ TOP_LEVEL = {
     "per_algorithm",
     "description",
     "prepare",
+    "evaluate",
 }
 SECTIONS = (
     "environment",
@@ -302,6 +303,17 @@ def check(spec: dict) -> None:
 
     try:
         with promised(promised_outputs(stages)):
+            if spec.get("evaluate") is not None:
+                from pairgrpo_rllib.app import llm_eval
+
+                if env != names.LLM_ENV:
+                    raise ExperimentError(
+                        f"evaluate: the LLM evaluation needs an LLM run (environment.env: {names.LLM_ENV}), not {env}"
+                    )
+                try:
+                    llm_eval.settings(spec["evaluate"], spec)
+                except ValueError as exc:
+                    raise ExperimentError(_one_line(exc)) from None
             for a in algos:
                 for variant in _search_variants(sections_for(spec, a)):
                     cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)

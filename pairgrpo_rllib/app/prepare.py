@@ -32,6 +32,8 @@ TASK_FILES = (
     "sft_train.jsonl",
     "sft_test.jsonl",
     "eval_prompts.jsonl",
+    "eval_helpful.jsonl",
+    "eval_harmless.jsonl",
 )
 OPTIONS = {"make_tiny": {"seed"}, "make_task": {"seed", "train", "test"}, "sft": set(), "reward_model": set()}
 
@@ -153,6 +155,15 @@ def absolute_paths(spec: dict) -> None:
         mc = (sec.get("rl_module") or {}).get("model_config")
         if isinstance(mc, dict) and "name_or_path" in mc:
             mc["name_or_path"] = _absolute(mc["name_or_path"], promised)
+    ev = spec.get("evaluate")
+    if isinstance(ev, dict):
+        items = [ev.get("prompts"), ev.get("baseline"), ev.get("judges"), ev.get("likert")]
+        if isinstance(ev.get("baseline"), dict):
+            items.append(ev["baseline"].get("chosen"))
+        for item in items:
+            for x in item if isinstance(item, list) else [item]:
+                if isinstance(x, dict) and isinstance(x.get("path"), str):
+                    x["path"] = _absolute(x["path"], promised)
 
 
 def promised_outputs(stages: list[dict]) -> list[str]:

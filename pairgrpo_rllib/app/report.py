@@ -471,6 +471,17 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
                 f"| {t['algorithm']} | {t['seed']} | {t['failures']} | {int(_last(t['rows'], STEPS) or 0):,} "
                 f"| {t['dir'].name} |"
             )
+    evaluation = Path(results_dir) / "llm_eval.json"
+    if evaluation.is_file():
+        from pairgrpo_rllib.app.llm_eval import render
+
+        try:
+            data = json.loads(evaluation.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ReportInputError(
+                f"{evaluation}: unreadable ({exc}); rerun `pairgrpo llm eval {results_dir}`"
+            ) from None
+        lines += ["", render(data, trials).rstrip()]
     lines.append("")
     lines.append("![learning curves](learning_curves.png)")
     return "\n".join(lines) + "\n"

@@ -352,6 +352,11 @@ def run(
             f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
             f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
         )
+    if spec.get("evaluate") is not None:  # the LLM evaluation of every trial's final policy
+        from pairgrpo_rllib.app import llm_eval
+
+        print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
+        llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
     return exp_dir
 
 

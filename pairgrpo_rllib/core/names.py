@@ -120,6 +120,8 @@ GRAD_NORM_CV = "grad_norm_cv"
 # mean KL(pi_new || pi_old) over the batch after the iteration's update: how far one update moved
 KL_NEW_OLD = "kl_new_old"
 KL_REF_STD = "kl_ref_std"
+# std / mean of kl_ref over the run (scale-free, as GRAD_NORM_CV)
+KL_REF_CV = "kl_ref_cv"
 EVALUATION_RETURN = "evaluation_return_mean"
 EVALUATION_STEPS = "evaluation_env_steps"
 
