@@ -403,6 +403,27 @@ def test_sft_and_reward_model_jobs_learn_and_write_loadable_models(assets):
     assert meta["job"] == "sft" and not list(assets["root"].glob(".sft.tmp-*"))  # written atomically
 
 
+def test_reward_model_job_gives_the_same_model_in_any_process(assets, tmp_path):
+    """The score head is drawn from the job's seed: what the process drew before does not matter (a
+    fresh clone's prepare stage and a standalone job write the same reward model)."""
+    from safetensors.torch import load_file
+
+    def job(out):
+        return {
+            "model": {"name_or_path": assets["sft"]},
+            "data": {"path": str(assets["task"] / "hh_rlhf_train.jsonl"), "limit": 64},
+            "training": {"epochs": 1, "lr": 3e-3, "batch_size": 32, "max_length": 64},
+            "output": str(out),
+        }
+
+    torch.manual_seed(123)
+    run_reward_model(job(tmp_path / "a"))
+    torch.rand(1000)  # the global stream moved on
+    run_reward_model(job(tmp_path / "b"))
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_job_settings_reject_bad_values_before_loading(assets, tmp_path):
     from pairgrpo_rllib.algorithms.common.hf_training import job_settings
 
@@ -1205,3 +1226,27 @@ def test_a_trials_seed_changes_prompt_order_sampling_and_labels(local_ray, asset
     order1, actions1, labels1 = draws[1][0]
     assert (order0, actions0, labels0) == (order0b, actions0b, labels0b)  # a seed reproduces
     assert order0 != order1 and actions0 != actions1 and labels0 != labels1
+
+
+def test_evaluation_runs_through_vllm_too(assets):
+    """The evaluation's engines: vLLM samples a policy given as a path plus a state dict exactly as it
+    samples that model from its own path (per-request seeds), and a generative judge answers through
+    vLLM with its answers parsed and counted as through transformers."""
+    from pairgrpo_rllib.envs.llm import evaluation as E
+    from pairgrpo_rllib.envs.llm.models import load_causal_lm
+
+    prompts, subsets = _task_prompts()
+    prompts = prompts[:4]
+    kw = dict(samples=2, seed=7, max_prompt_tokens=24, max_new_tokens=8, engine="vllm")
+    tiny = load_causal_lm(assets["tiny"]).state_dict()
+    own = E.sample_responses(assets["tiny"], prompts, **kw)
+    loaded = E.sample_responses(assets["sft"], prompts, state_dict=tiny, **kw)
+    sft = E.sample_responses(assets["sft"], prompts, **kw)
+    assert own == loaded and own != sft
+    judge = E.GenerativeJudge(assets["sft"], engine="vllm", max_new_tokens=4)
+    try:
+        got = E.win_rates(judge, prompts, subsets[:4], [["red"]] * 4, [[S.REFUSAL]] * 4)
+        assert judge.answers == 2 * 2 * 4  # helpfulness and overall (no harmful prompt), both orders, 4 pairs
+        assert got["overall"]["unparsable"] <= 8 and got["overall"]["comparisons"] == 4
+    finally:
+        judge.stop()

@@ -76,7 +76,7 @@ def pair_accuracy(model, dataset, collate, batch_size: int = 64) -> float:
 
 def run_reward_model(spec: dict, report=None) -> dict:
     import torch
-    from transformers import AutoModelForSequenceClassification, Trainer
+    from transformers import AutoModelForSequenceClassification, Trainer, set_seed
 
     from pairgrpo_rllib.algorithms.common.hf_training import (
         job_dataset,
@@ -92,6 +92,9 @@ def run_reward_model(spec: dict, report=None) -> dict:
     start = time.monotonic()
     m = s["model"]
     tok = load_tokenizer(m["name_or_path"], trust_remote_code=m["trust_remote_code"], padding_side="right")
+    # a fresh head (the reward model's score layer) is drawn from the job's seed, not from
+    # whatever the process drew before: the same job gives the same model in any process
+    set_seed(s["training"]["seed"])
     model = AutoModelForSequenceClassification.from_pretrained(
         m["name_or_path"],
         num_labels=1,
