@@ -1178,6 +1178,20 @@ def test_sweep_evaluates_every_trial_and_the_report_prints_the_tables(assets, tm
     assert [r["win_rates"] for r in rerun["trials"]] == [r["win_rates"] for r in data["trials"]]
 
 
+def test_the_chosen_baseline_reads_a_preference_sets_prompts_and_chosen_responses(assets, tmp_path):
+    from pairgrpo_rllib.app import llm_eval
+
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"]["baseline"] = {
+        "chosen": {"path": str(assets["task"] / "hh_rlhf_test.jsonl"), "limit": 5}
+    }
+    s = llm_eval.settings(spec["evaluate"], spec)
+    prompts, subsets, chosen = llm_eval.load_prompts(s)
+    rows = D.load_preferences(str(assets["task"] / "hh_rlhf_test.jsonl"), limit=5)
+    assert prompts == [r["messages"] for r in rows] and chosen == [[r["chosen"]] for r in rows]
+    assert subsets == ["general"] * 5  # no helpful/harmless split: the overall rate only
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -180,27 +180,16 @@ def load_prompts(s: dict) -> tuple[list[list[dict]], list[str], list[list[str]] 
     from pairgrpo_rllib.envs.llm.data import load_preferences
     from pairgrpo_rllib.envs.llm.data import load_prompts as load
 
+    def read(fn, src):
+        return fn(src["path"], **{k: src[k] for k in ("split", "schema", "limit", "data_dir")})
+
     if s["baseline"]["kind"] == "chosen":
-        src = s["baseline"]["source"]
-        rows = load_preferences(
-            src["path"],
-            split=src["split"],
-            schema=src["schema"],
-            limit=src["limit"],
-            data_dir=src["data_dir"],
-        )
-        prompts = [r["messages"] for r in rows]
-        subsets = ["helpful"] * len(rows)
-        return prompts, subsets, [[r["chosen"]] for r in rows]
+        rows = read(load_preferences, s["baseline"]["source"])
+        # a preference set's prompts carry no helpful/harmless split: the overall rate only
+        return [r["messages"] for r in rows], ["general"] * len(rows), [[r["chosen"]] for r in rows]
     prompts, subsets = [], []
     for src in s["prompts"]:
-        got = load(
-            src["path"],
-            split=src["split"],
-            schema=src["schema"],
-            limit=src["limit"],
-            data_dir=src["data_dir"],
-        )
+        got = read(load, src)
         prompts += got
         subsets += [src["subset"]] * len(got)
     return prompts, subsets, None
