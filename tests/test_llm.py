@@ -820,6 +820,36 @@ def test_weight_layouts_must_match():
         weight_sync_settings({"mode": "collective", "timeout_s": 0})
 
 
+def test_reward_model_scoring_in_actors_of_its_own_gives_the_same_scores(local_ray, assets):
+    """scorer.actors: the reward model runs in Ray actors of its own (a batch split across them);
+    the groups' scores equal those of the in-process scorer."""
+    from pairgrpo_rllib.envs.llm.scorers import ScorerPool
+
+    got = {}
+    for actors in (0, 2):
+        cfg = llm_config("GRPO", assets)
+        cfg.environment(
+            names.LLM_ENV, env_config={"scorer": {"kind": "reward_model", "path": assets["rm"], "actors": actors,
+                                                  "num_cpus": 0}}
+        )  # fmt: skip
+        algo = cfg.build_algo()
+        try:
+            runner = algo.env_runner_group.local_env_runner
+            assert isinstance(runner.scorer, ScorerPool) == bool(actors)
+            if actors:
+                assert len(runner.scorer.actors) == 2
+            batch = runner.sample_groups(5, first=0)
+            got[actors] = (batch[names.ACTIONS], batch[names.SCORES])
+        finally:
+            algo.stop()
+    assert np.array_equal(got[0][0], got[2][0])  # the same responses
+    assert np.allclose(got[0][1], got[2][1], atol=1e-5)
+    with pytest.raises(ValueError, match="scorer.actors"):
+        llm_config("GRPO", assets).environment(
+            names.LLM_ENV, env_config={"scorer": {"kind": "truth", "actors": 1}}
+        ).validate()
+
+
 def test_sampler_agreement_is_logged_and_tis_uses_the_learners_log_probs(local_ray, assets):
     algo = llm_config("GRPO", assets, tis_cap=2.0).build_algo()
     try:

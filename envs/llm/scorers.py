@@ -101,8 +101,50 @@ class RewardModelScorer(Scorer):
         return self.score_texts(texts).reshape(len(responses), g).astype(np.float32)
 
 
+class ScorerActor:
+    """One scorer in a Ray actor of its own (:class:`ScorerPool`)."""
+
+    def __init__(self, spec: dict):
+        torch.set_num_threads(1)
+        self.scorer = make_scorer(spec)
+
+    def score(self, prompts, responses):
+        return self.scorer.score(prompts, responses)
+
+
+class ScorerPool(Scorer):
+    """A reward model served by ``actors`` Ray actors of its own (``num_cpus``/``num_gpus`` each), so
+    that scoring scales apart from generation; a batch is split in contiguous parts, one per actor,
+    and the scores come back in order. Created by the rollout actor that uses it (and gone with it)."""
+
+    def __init__(self, spec: dict):
+        import ray
+
+        inner = {k: v for k, v in spec.items() if k not in ("actors", "num_cpus", "num_gpus")}
+        self.kind = inner["kind"]
+        remote = ray.remote(num_cpus=spec.get("num_cpus", 1), num_gpus=spec.get("num_gpus", 0))(ScorerActor)
+        self.actors = [remote.remote(inner) for _ in range(spec["actors"])]
+
+    def score(self, prompts, responses):
+        import ray
+
+        n = len(prompts)
+        k = min(len(self.actors), max(n, 1))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        refs = [
+            actor.score.remote(prompts[a:b], responses[a:b])
+            for actor, a, b in zip(self.actors, bounds, bounds[1:], strict=False)
+            if b > a
+        ]
+        parts = ray.get(refs)
+        g = len(responses[0]) if responses else 0
+        return np.concatenate(parts) if parts else np.zeros((0, g), dtype=np.float32)
+
+
 def make_scorer(spec: dict):
     kind = spec.get("kind")
+    if spec.get("actors"):
+        return ScorerPool(spec)
     if kind in PAIR_KINDS:
         return make_pair_scorer(spec)
     if kind == "truth":

@@ -16,7 +16,8 @@ key                    default         meaning
                                        or a list of such sources, concatenated
 ``pairs``              null            the same form; preference pairs (DPO, ORPO train on them)
 ``eval_prompts``       null            the same form; held-out prompts for evaluation
-``scorer``             (required)      ``{kind: reward_model, path}``, ``{kind: truth}``, or a
+``scorer``             (required)      ``{kind: reward_model, path}`` (``actors: N, num_gpus``:
+                                       scored in N Ray actors of its own), ``{kind: truth}``, or a
                                        pairwise one: ``{kind: annotator, temperature: 0.25}``
                                        (synthetic task), ``{kind: judge, path}`` (a causal LM)
 ``eval_scorer``        null            evaluation's scorer (default: ``scorer``)
@@ -155,6 +156,15 @@ def _scorer(field: str, spec) -> dict | None:
         )
     if spec["kind"] in ("reward_model", "judge"):
         check_model_path(spec.get("path"), f"{field}.path")
+    n = spec.get("actors", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 64:
+        _fail(f"{field}.actors", n, "Ray actors of its own that score (0: inside each rollout actor), 0-64")
+    if n and spec["kind"] != "reward_model":
+        _fail(f"{field}.actors", n, "scorer actors serve reward models; leave actors out for this kind")
+    for key in ("num_cpus", "num_gpus"):
+        v = spec.get(key, 1 if key == "num_cpus" else 0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 64:
+            _fail(f"{field}.{key}", v, "resources of each scorer actor: a number in [0, 64]")
     if spec["kind"] == "annotator":
         t = spec.get("temperature", 0.25)
         if not isinstance(t, int | float) or isinstance(t, bool) or not t > 0:
