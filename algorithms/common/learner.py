@@ -141,6 +141,10 @@ class GroupLearner(TorchLearner):
             module_id=module_id, config=config, module_gradients_dict=module_gradients_dict
         )
 
+    def _policy_module(self):
+        """The (single) policy module, unwrapped from data-parallel wrappers."""
+        return self.module[next(iter(self.module.keys()))].unwrapped()
+
     def update_obs_stats(self, count: float, mean, m2) -> None:
         """Merge a batch's observation moments into the module's normaliser (all learners alike)."""
         for module_id in self.module.keys():
@@ -150,12 +154,12 @@ class GroupLearner(TorchLearner):
 
     def ref_action_logp(self, batch_np: dict):
         """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
-        module = self.module[next(iter(self.module.keys()))].unwrapped()
+        module = self._policy_module()
         return module.batch_reference_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
 
     # ---- weight_sync: collective (envs/llm/weight_sync.py) --------------------------------------
     def _trained(self):
-        return self.module[next(iter(self.module.keys()))].unwrapped().trained_parameters()
+        return self._policy_module().trained_parameters()
 
     @staticmethod
     def _is_rank0() -> bool:
@@ -200,7 +204,7 @@ class GroupLearner(TorchLearner):
     def recompute_logp(self, batch_np: dict):
         """The learner's log-probs of the batch's tokens with the current weights (= pi_old before the
         update), ``(N, G, T)``: what the sampler's should equal (LLM runs)."""
-        module = self.module[next(iter(self.module.keys()))].unwrapped()
+        module = self._policy_module()
         return module.policy_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
 
     @torch.no_grad()

@@ -39,6 +39,7 @@ RESULT_FILE = "llm_eval.json"
 TABLES_FILE = "llm_eval.md"
 KEYS = ("prompts", "baseline", "samples", "judges", "likert", "engine", "max_new_tokens", "seed", "num_gpus")
 SOURCE_KEYS = ("path", "split", "schema", "limit", "data_dir", "subset")
+SOURCE_DEFAULTS = {"split": "train", "schema": None, "limit": None, "data_dir": None}
 
 
 class EvalConfigError(ValueError):
@@ -97,10 +98,7 @@ def settings(section, spec: dict) -> dict:
             _fail(f"{where}.{k}", src[k], f"known keys: {', '.join(SOURCE_KEYS)}")
         if src.get("subset", "helpful") not in E.SUBSETS:
             _fail(f"{where}.subset", src.get("subset"), f"use one of {', '.join(E.SUBSETS)}")
-    s["prompts"] = [
-        dict({"split": "train", "schema": None, "limit": None, "data_dir": None, "subset": "helpful"}, **p)
-        for p in prompts
-    ]
+    s["prompts"] = [{**SOURCE_DEFAULTS, "subset": "helpful", **p} for p in prompts]
     b = s["baseline"]
     if b == "start":
         if not s["model"]:
@@ -119,9 +117,7 @@ def settings(section, spec: dict) -> dict:
     ):
         s["baseline"] = {
             "kind": "chosen",
-            "source": dict(
-                {"split": "train", "schema": None, "limit": None, "data_dir": None}, **b["chosen"]
-            ),
+            "source": dict(SOURCE_DEFAULTS, **b["chosen"]),
         }
     else:
         _fail(
@@ -232,11 +228,33 @@ def responses(s: dict, prompts, seed: int, state_dict=None, path: str | None = N
     )
 
 
-def judge_all(s: dict, prompts, subsets, policy, baseline, seed: int) -> dict:
-    """Win rates by every judge, Likert ratings by every rater, the truth reward where known."""
+def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
+    """Likert ratings by every rater, and the truth reward where the truth is a judge or rater."""
     from pairgrpo_rllib.envs.llm import evaluation as E
 
-    out = {"win_rates": {}, "likert": {}, "judge_answers": {}}
+    out = {"likert": {}}
+    for spec in s["likert"]:
+        rater = "truth" if spec["kind"] == "truth" else E.make_judge(spec)
+        try:
+            out["likert"][E.judge_name(spec)] = E.likert_means(rater, prompts, responses_, seed=seed)
+        finally:
+            getattr(rater, "stop", lambda: None)()
+    if any(spec["kind"] == "truth" for spec in s["judges"] + s["likert"]):
+        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
+
+        vals = [
+            statistics.fmean(truth_reward(p[-1]["content"], r) for r in rs)
+            for p, rs in zip(prompts, responses_, strict=True)
+        ]
+        out["truth_reward"] = statistics.fmean(vals)
+    return out
+
+
+def judge_all(s: dict, prompts, subsets, policy, baseline, seed: int) -> dict:
+    """Win rates by every judge, then :func:`ratings` of the policy."""
+    from pairgrpo_rllib.envs.llm import evaluation as E
+
+    out = {"win_rates": {}, "judge_answers": {}}
     for spec in s["judges"]:
         judge = E.make_judge(spec)
         try:
@@ -250,43 +268,29 @@ def judge_all(s: dict, prompts, subsets, policy, baseline, seed: int) -> dict:
                 }
         finally:
             getattr(judge, "stop", lambda: None)()
-    for spec in s["likert"]:
-        rater = "truth" if spec["kind"] == "truth" else E.make_judge(spec)
-        try:
-            out["likert"][E.judge_name(spec)] = E.likert_means(rater, prompts, policy, seed=seed)
-        finally:
-            getattr(rater, "stop", lambda: None)()
-    if any(spec["kind"] == "truth" for spec in s["judges"] + s["likert"]):
-        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
-
-        vals = [
-            statistics.fmean(truth_reward(p[-1]["content"], r) for r in rs)
-            for p, rs in zip(prompts, policy, strict=True)
-        ]
-        out["truth_reward"] = statistics.fmean(vals)
+    out.update(ratings(s, prompts, policy, seed))
     return out
 
 
-def _baseline_task(s: dict, trial_seed) -> dict:
+def _baseline_task(s: dict, data: tuple, trial_seed) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    prompts, subsets, chosen = load_prompts(s)
+    prompts, _, chosen = data
     seed = derive_seed(s["seed"], int(trial_seed), "evaluation")
-    if chosen is not None:
-        base = chosen
-    else:
-        base = responses(s, prompts, seed, path=s["baseline"]["path"])
-    own = judge_all(s, prompts, subsets, base, base, seed) if chosen is None else {}
-    return {"responses": base, "likert": own.get("likert", {}), "truth_reward": own.get("truth_reward")}
+    if chosen is not None:  # the data set's responses: nothing to sample or rate
+        return {"responses": chosen, "likert": {}, "truth_reward": None}
+    base = responses(s, prompts, seed, path=s["baseline"]["path"])
+    own = ratings(s, prompts, base, seed)
+    return {"responses": base, "likert": own["likert"], "truth_reward": own.get("truth_reward")}
 
 
-def _trial_task(s: dict, trial: dict, baseline: dict) -> dict:
+def _trial_task(s: dict, data: tuple, trial: dict, baseline: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
     clock = time.time()
-    prompts, subsets, _ = load_prompts(s)
+    prompts, subsets, _ = data
     seed = derive_seed(s["seed"], int(trial["seed"]), "evaluation")
     state, ckpt = policy_state(Path(trial["dir"]))
     policy = responses(s, prompts, seed, state_dict=state)
@@ -332,8 +336,9 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
     try:
         baseline_task = ray.remote(num_cpus=1, num_gpus=s["num_gpus"])(_baseline_task)
         trial_task = ray.remote(num_cpus=1, num_gpus=s["num_gpus"])(_trial_task)
+        data = ray.put(load_prompts(s))  # read once, shared by every task
         seeds = sorted({int(t["seed"]) for t in trials})
-        base_refs = {sd: baseline_task.remote(s, sd) for sd in seeds}
+        base_refs = {sd: baseline_task.remote(s, data, sd) for sd in seeds}
         baselines = {sd: ray.get(ref) for sd, ref in base_refs.items()}
         print(
             f"[eval {time.time() - t0:6.1f}s] baseline responses for seeds {seeds}", file=stream, flush=True
@@ -341,7 +346,7 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
         pending = {}
         for t in trials:
             info = {"dir": str(t["dir"]), "seed": t["seed"]}
-            pending[trial_task.remote(s, info, baselines[int(t["seed"])])] = t
+            pending[trial_task.remote(s, data, info, baselines[int(t["seed"])])] = t
         results = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
