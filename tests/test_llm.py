@@ -1200,8 +1200,13 @@ def test_sweep_evaluates_every_trial_and_the_report_prints_the_tables(assets, tm
                     "Training stability over the run", "cosine to GRPO"):  # fmt: skip
         assert heading in report, heading
     # `pairgrpo llm eval` reruns it from the saved settings: same numbers (seeded)
-    again = subprocess.run(
-        [exe, "llm", "eval", str(exp)], capture_output=True, text=True, timeout=600, env=env
+    again = subprocess.run(  # a relative experiment folder, as users type it
+        [exe, "llm", "eval", "out/eval_e2e"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     rerun = json.loads((exp / "llm_eval.json").read_text())

@@ -320,7 +320,12 @@ def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             f"{args.config or exp_dir / SPEC_FILE}: no evaluate section; add one (docs/llm.md) or pass --config"
         )
     s = llm_eval.settings(spec["evaluate"], spec)
-    out = llm_eval.evaluate_experiment(exp_dir, s)
+    try:
+        out = llm_eval.evaluate_experiment(exp_dir, s)
+    except Exception as exc:  # a Ray task's error: its last line says what went wrong
+        lines = str(exc).strip().splitlines() or [exc.__class__.__name__]
+        print(f"[llm] evaluation of {exp_dir} failed: {lines[-1]}", file=sys.stderr)
+        return 1
     print(f"[llm] evaluation written to {out} and {exp_dir / llm_eval.TABLES_FILE}")
     return 0
 

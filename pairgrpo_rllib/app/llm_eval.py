@@ -318,7 +318,7 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
     from pairgrpo_rllib.app.report import group_trials, load_trials
 
     stream = stream or sys.stdout
-    exp_dir = Path(exp_dir)
+    exp_dir = Path(exp_dir).resolve()  # checkpoints are read by URI: relative paths do not parse
     trials = load_trials(exp_dir)
     if not trials:
         raise FileNotFoundError(f"no trial folders below {exp_dir}")
