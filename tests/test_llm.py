@@ -697,6 +697,53 @@ def test_pair_algorithms_train_on_dataset_pairs_with_the_learners_pi_old(local_r
         pair_config(name, assets).training(pair_source="dataset", group_size=4).validate()
 
 
+def _trained_on(cfg, actors: int) -> tuple[dict, dict]:
+    """One iteration with ``actors`` remote rollout actors: the batch the driver assembled (before the
+    learner's columns) and the learner's metrics."""
+    algo = cfg.copy(copy_frozen=False).env_runners(num_env_runners=actors).build_algo()
+    try:
+        batch = algo._sample()
+        algo._groups_drawn = 0  # train() draws the same groups again
+        res = algo.train()["learners"][DEFAULT_MODULE_ID]
+        return batch, {k: res[k] for k in ("loss", "pair_accuracy", "num_module_steps_trained") if k in res}
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("name", ["DPO", "ORPO", "Soft-Pair-GRPO/dataset"])
+def test_what_dataset_pair_algorithms_train_on_does_not_depend_on_the_rollout_actors(local_ray, assets, name):
+    """Issue 17's defect: remote rollout actors were asked for *generated* groups where the algorithm
+    reads the data set's pairs. With 0, 1 or 2 actors the batch and the metrics are the same."""
+    algo_name, _, source = name.partition("/")
+    cfg = pair_config(algo_name, assets)
+    if source:
+        cfg = cfg.training(pair_source="dataset")
+    got = [_trained_on(cfg, actors) for actors in (0, 1, 2)]
+    (batch0, metrics0), rest = got[0], got[1:]
+    assert metrics0["pair_accuracy"] == pytest.approx(metrics0["pair_accuracy"])  # present
+    for batch, metrics in rest:
+        for key in (names.PROMPT_IDS, names.ACTIONS, names.MASK, names.SCORES):
+            assert np.array_equal(batch[key], batch0[key]), key
+        assert metrics == pytest.approx(metrics0, abs=1e-6)
+
+
+def test_grpo_samples_the_same_prompts_and_group_numbers_with_any_number_of_actors(local_ray, assets):
+    """Generated responses depend on how the groups are split between engines (the transformers
+    engine draws one stream per call); the prompts of the run's group k and the count do not."""
+    cfg = llm_config("GRPO", assets)
+    prompts = []
+    for actors in (0, 1, 2):
+        algo = cfg.copy(copy_frozen=False).env_runners(num_env_runners=actors).build_algo()
+        try:
+            first, second = algo._sample(), algo._sample()
+            assert algo._groups_drawn == 6
+            assert first[names.SCORES].shape == (3, 4) and names.TRUNCATED_RESPONSES in first
+            prompts.append(np.concatenate([first[names.PROMPT_IDS], second[names.PROMPT_IDS]]))
+        finally:
+            algo.stop()
+    assert np.array_equal(prompts[1], prompts[0]) and np.array_equal(prompts[2], prompts[0])
+
+
 def test_pair_baselines_reject_what_does_not_apply(assets):
     cfg = pair_config("DPO", assets)
     cfg.env_config = {k: v for k, v in cfg.env_config.items() if k != "pairs"}  # environment() merges

@@ -140,12 +140,13 @@ class GroupAlgorithm(Algorithm):
     # ---- the iteration -------------------------------------------------------------------
     OFFLINE = False  # True for the dataset-pair baselines (DPO, ORPO): no sampled log-probs
 
-    def sample_call(self, runner, n: int, first: int) -> dict:
-        """What a runner is asked for: ``n`` groups numbered from ``first`` (with
-        ``pair_source='dataset'``: ``n`` of the data set's pairs, each a group of two)."""
-        if self.config.pair_source == "dataset":
-            return runner.sample_pairs(n, first=first)
-        return runner.sample_groups(n, first=first)
+    def sample_method(self) -> str:
+        """The runner method that yields this algorithm's training data, called as
+        ``method(n, first=k)`` on the local runner and on every remote one alike: ``sample_groups``
+        (``n`` groups numbered from ``first``), or ``sample_pairs`` (``n`` of the data set's pairs,
+        each a group of two) for ``pair_source='dataset'`` and the offline baselines. A name, not a
+        bound method: it travels to remote runners without the algorithm."""
+        return "sample_pairs" if self.config.pair_source == "dataset" else "sample_groups"
 
     def _sample(self) -> dict:
         """This iteration's groups: from the local runner, or shared out over the remote runners.
@@ -160,8 +161,9 @@ class GroupAlgorithm(Algorithm):
         runners = self.env_runner_group
         first = self._groups_drawn  # the run's number of the first group asked for now
         self._groups_drawn += n_groups
+        method = self.sample_method()
         if runners.num_remote_env_runners() == 0:
-            return self.sample_call(runners.local_env_runner, n_groups, first)
+            return getattr(runners.local_env_runner, method)(n_groups, first=first)
         parts: list[dict] = []
         missing = n_groups
         for _ in range(3):
@@ -174,7 +176,7 @@ class GroupAlgorithm(Algorithm):
                 share[w], start = (k, start), start + k
             ids = [w for w, (k, _) in share.items() if k > 0]
             got = runners.foreach_env_runner(
-                lambda r, share=share: r.sample_groups(
+                lambda r, share=share, method=method: getattr(r, method)(
                     share[r.worker_index][0], first=share[r.worker_index][1]
                 ),
                 local_env_runner=False,

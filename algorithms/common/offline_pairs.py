@@ -84,8 +84,8 @@ class OfflinePairAlgorithm(GroupAlgorithm):
 
     OFFLINE = True
 
-    def sample_call(self, runner, n: int, first: int) -> dict:
-        return runner.sample_pairs(n, first=first)
+    def sample_method(self) -> str:
+        return "sample_pairs"
 
     def learner_batch(self, batch: dict, with_grpo_advantages: bool = False) -> dict:
         n = batch[names.MASK].shape[0]
