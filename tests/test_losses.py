@@ -142,6 +142,16 @@ def test_aggregate_weights_hand_cases():
     )
 
 
+def test_token_mean_over_learner_shards_is_the_global_token_mean():
+    # VALUES/MASK as two learner shards: rows 0 | rows 1, 2 (3 + 1 real steps). Each shard divides by
+    # the whole count / 2 learners = 2; the mean of the shards' losses is the global token mean 2.5
+    # ((1 + 2 + 3) / 2 + 4 / 2) / 2 = 2.5, where the mean of per-shard means is (2 + 4) / 2 = 3.
+    shards = [(VALUES[:1], MASK[:1]), (VALUES[1:], MASK[1:])]
+    shared = [float(aggregate(v, m, "token_mean", token_count=2.0)) for v, m in shards]
+    assert sum(shared) / 2 == float(aggregate(VALUES, MASK, "token_mean")) == 2.5
+    assert sum(float(aggregate(v, m, "token_mean")) for v, m in shards) / 2 == 3.0
+
+
 def test_aggregate_modes_differ_on_unequal_lengths_and_agree_on_equal_ones():
     full = torch.ones(2, 3, dtype=torch.bool)
     v = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=F64)

@@ -16,6 +16,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import torch
+import torch.distributed as dist
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
@@ -49,6 +50,7 @@ def penalty_inputs(config, t: GroupTensors) -> dict:
         "log_ratio_clamp": config.log_ratio_clamp,
         "loss_agg": config.loss_agg,
         "max_len": t.max_len,
+        "token_count": t.token_count,
         "ref_logp": anchor_logp,
         "is_weights": t.is_weights,
     }
@@ -90,18 +92,33 @@ class GroupLearner(TorchLearner):
             target = batch[names.TARGET_LOGP].flatten(0, 1)[rows[..., 0] > 0].to(terms["logp"].dtype)
         # tis_cap: the learner's own recomputation of pi_old (and the truncated weights) when present
         old = batch[names.LEARNER_OLD_LOGP] if names.LEARNER_OLD_LOGP in batch else batch[Columns.ACTION_LOGP]
+        mask = members(batch[names.MASK]).bool()
         return GroupTensors(
             n_groups=n,
             group_size=g,
             old_logp=members(old),
             is_weights=members(batch[names.IS_WEIGHTS]) if names.IS_WEIGHTS in batch else None,
-            mask=members(batch[names.MASK]).bool(),
+            mask=mask,
             adv=members(batch[names.ADVANTAGES]),
             pairs=rows_to_pairs(batch[names.PAIRS]) if names.PAIRS in batch else None,
             hard_pairs=hard_pairs,
             target_logp=target,
+            token_count=self._shared_token_count(module_id, mask),
             **terms,
         )
+
+    def _shared_token_count(self, module_id, mask: torch.Tensor) -> torch.Tensor | None:
+        """``token_mean`` over the whole minibatch when data-parallel learners each hold a shard:
+        the real steps of all shards (one all-reduce) / the number of learners, so that the gradients
+        the learners average are those of ``sum_i sum_t / sum_i T_i`` (docs/algorithms.md). None on
+        a single learner or for the other aggregations (equal shards of whole groups make their
+        per-shard means average to the global one)."""
+        config = self.config.get_config_for_module(module_id)
+        if config.loss_agg != "token_mean" or not dist.is_initialized() or dist.get_world_size() < 2:
+            return None
+        count = mask.sum().to(torch.float64)
+        dist.all_reduce(count)
+        return count / dist.get_world_size()
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         t = self.group_tensors(module_id, batch, fwd_out)
@@ -163,8 +180,6 @@ class GroupLearner(TorchLearner):
 
     @staticmethod
     def _is_rank0() -> bool:
-        import torch.distributed as dist
-
         return not dist.is_initialized() or dist.get_rank() == 0
 
     def weight_group_offer(self):

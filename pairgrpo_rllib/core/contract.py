@@ -33,6 +33,8 @@ field             shape         meaning
                                 ``hard_pair.unit_logp`` (a group, or a group x time index)
 ``target_logp``   (P', G)|None  Hard-Pair's ``log pi_tar(.|S)`` of each pair
 ``is_weights``    (B, T)|None   truncated importance weights learner/sampler (``tis_cap``)
+``token_count``   ()|None       what ``token_mean`` divides by where this batch is one of L
+                                learner shards: the minibatch's real steps / L (else None)
 ================  ============  =========================================================
 """
 
@@ -62,6 +64,7 @@ class GroupTensors:
     hard_pairs: torch.Tensor | None = None
     target_logp: torch.Tensor | None = None
     is_weights: torch.Tensor | None = None
+    token_count: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         b = self.n_groups * self.group_size

@@ -15,7 +15,8 @@ Implementation details
 2. ``clip_fraction`` counts the steps where the clipped branch is the active one (its gradient is
    zero), as veRL's ``pg_clipfrac``; not merely ``|rho - 1| > eps``.
 3. Aggregations (``loss_agg``): ``seq_mean_token_mean`` (original GRPO) averages each sequence over
-   its own length, then over sequences; ``token_mean`` (DAPO) averages over all real steps;
+   its own length, then over sequences; ``token_mean`` (DAPO) averages over all real steps of the
+   minibatch, also when it is sharded over several learners (``token_count``: the minibatch's count);
    ``seq_mean_token_sum_norm`` (Dr. GRPO) sums each sequence and divides by a constant ``T_max``
    (``max_len``, default the padded width T, so pass it explicitly when batches are sharded).
    Sequences with no real step are left out of sequence means.
@@ -122,6 +123,7 @@ def aggregate(
     *,
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
+    token_count: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
     """Reduce per-step values ``(B, T)`` to a scalar (``loss_agg``; see implementation detail 3).
 
@@ -131,6 +133,11 @@ def aggregate(
         mode: ``seq_mean_token_mean`` | ``token_mean`` | ``seq_mean_token_sum_norm``.
         weights: ``(B,)`` non-negative sequence weights (``None``: all 1).
         max_len: T_max of ``seq_mean_token_sum_norm`` (``None``: the padded width T).
+        token_count: what ``token_mean`` divides by (``None``: this batch's weighted number of real
+            steps). A learner holding one of L shards of a minibatch passes the whole minibatch's
+            count / L, so that the average of the L shards' gradients is the gradient of the global
+            token mean ``sum_i sum_t / sum_i T_i`` (DAPO; TRL's ``dapo``), not the mean of per-shard
+            means (TRL's ``bnpo``).
 
     Returns:
         Scalar tensor.
@@ -142,7 +149,8 @@ def aggregate(
     if weights is None:
         weights = torch.ones_like(lengths)
     if mode == "token_mean":
-        return (values.sum(dim=-1) * weights).sum() / (lengths * weights).sum().clamp(min=1e-12)
+        count = (lengths * weights).sum() if token_count is None else token_count
+        return (values.sum(dim=-1) * weights).sum() / torch.as_tensor(count, dtype=values.dtype).clamp(min=1e-12)
     real = lengths > 0
     w = torch.where(real, weights, torch.zeros_like(weights))
     if mode == "seq_mean_token_mean":
@@ -172,6 +180,7 @@ def grpo_loss(
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
     is_weights: torch.Tensor | None = None,
+    token_count: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, Stats]:
     """GRPO's loss ``-agg(c - beta D)`` (GRPO-objective eq. 1; also Soft-Pair-GRPO's, with its advantages).
 
@@ -189,7 +198,7 @@ def grpo_loss(
         log_ratio_clamp: clamp of the KL log-ratios (see ``kl.kl_penalty``).
         ratio_scale: log-ratio multiplier of the surrogate (PG-GRPO's ``beta_pg``).
         kl: ``(B, T)`` precomputed per-step KL (e.g. analytic Gaussian) used instead of the estimator.
-        weights, max_len: see :func:`aggregate`.
+        weights, max_len, token_count: see :func:`aggregate`.
         is_weights: ``(B, T)`` per-step importance weights multiplying the surrogate (no gradient): the
             truncated correction of a sampler whose log-probs differ from the learner's (option
             ``tis_cap``, ours); ``None``: 1.
@@ -226,8 +235,9 @@ def grpo_loss(
         penalty = _masked(penalty, mask)
     else:
         penalty = zero
-    policy_obj = aggregate(surrogate, mask, loss_agg, weights=weights, max_len=max_len)
-    kl_obj = aggregate(penalty, mask, loss_agg, weights=weights, max_len=max_len)
+    agg = {"weights": weights, "max_len": max_len, "token_count": token_count}
+    policy_obj = aggregate(surrogate, mask, loss_agg, **agg)
+    kl_obj = aggregate(penalty, mask, loss_agg, **agg)
     loss = -(policy_obj - beta * kl_obj)
     stats = {
         C.LOSS: loss.detach(),
@@ -257,6 +267,7 @@ def pg_grpo_loss(
     weights: torch.Tensor | None = None,
     max_len: int | None = None,
     is_weights: torch.Tensor | None = None,
+    token_count: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, Stats]:
     """PG-GRPO (PG-GRPO §3): GRPO with the preference ratio and a KL penalty weighted ``w1``.
 
@@ -288,6 +299,7 @@ def pg_grpo_loss(
         weights=weights,
         max_len=max_len,
         is_weights=is_weights,
+        token_count=token_count,
     )
 
 
