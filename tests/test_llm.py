@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import ray
 import torch
+import torch.distributed as dist
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from pairgrpo_rllib.algorithms.registry import algorithm_config
@@ -1028,6 +1029,62 @@ def test_two_learners_train_a_language_model_in_sync(assets):
             algo.stop()
     finally:
         ray.shutdown()
+
+
+def _shard_gradient(lrn, batch: dict, shards: int):
+    """On learner ``rank``: the loss of its shard (groups split in ``shards`` equal parts, as RLlib
+    splits a batch) computed as in an update, and its gradient (before data-parallel averaging)."""
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    n = batch[names.MASK].shape[0] // shards
+    part = {k: torch.as_tensor(v[rank * n : (rank + 1) * n]) for k, v in batch.items()}
+    module = lrn.module[DEFAULT_MODULE_ID].unwrapped()
+    loss = lrn.compute_loss_for_module(
+        module_id=DEFAULT_MODULE_ID,
+        config=lrn.config.get_config_for_module(DEFAULT_MODULE_ID),
+        batch=part,
+        fwd_out=module.forward_train(part),
+    )
+    params = [p for p in module.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]).numpy()
+
+
+def test_token_mean_with_two_learners_is_the_global_token_mean(assets):
+    """loss_agg=token_mean divides by the real steps of the whole minibatch, also when two
+    data-parallel learners each hold half of it: their averaged gradient equals one learner's on the
+    whole batch (DAPO's sum_i sum_t / sum_i T_i), not the mean of per-shard means (TRL's bnpo)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        cfg = llm_config("GRPO", assets, loss_agg="token_mean", train_batch_size_per_learner=4 * 12 * 4)
+        one = cfg.copy(copy_frozen=False).build_algo()
+        try:
+            batch = one._sample()  # 4 groups
+            for key in (names.EPISODE_RETURNS, names.ENV_STEPS, names.TRUNCATED_RESPONSES):
+                batch.pop(key, None)
+            batch = one.learner_batch(batch)
+            batch[names.MASK][:2, :, 4:] = 0.0  # the first shard's responses much shorter
+            whole = _shard_gradient(_learner(one), batch, 1)
+            # each half's own token mean, averaged: what the shards would give without the shared count
+            halves = [
+                _shard_gradient(_learner(one), {k: v[:2] for k, v in batch.items()}, 1),
+                _shard_gradient(_learner(one), {k: v[2:] for k, v in batch.items()}, 1),
+            ]
+        finally:
+            one.stop()
+        two = cfg.copy(copy_frozen=False).learners(num_learners=2).training(train_batch_size_per_learner=4 * 12 * 2)
+        algo = two.build_algo()
+        try:
+            grads = [r.get() for r in algo.learner_group.foreach_learner(lambda lrn: _shard_gradient(lrn, batch, 2))]
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()
+    assert len(grads) == 2
+    averaged = (grads[0] + grads[1]) / 2
+    assert np.allclose(averaged, whole, rtol=1e-4, atol=1e-7)
+    assert not np.allclose((halves[0] + halves[1]) / 2, whole, rtol=1e-2, atol=1e-6)  # the test can tell
 
 
 # ---- evaluation: judges, orders, ties, intervals, parse failures, the experiment stage --------------
