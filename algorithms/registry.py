@@ -56,7 +56,8 @@ def register_with_tune() -> None:
     for name in ALGORITHMS:
         if is_group_algorithm(name):
             register_trainable(name, algorithm_class(name))
-    from pairgrpo_rllib.algorithms.common.hf_training import TRAINABLES
+    from pairgrpo_rllib.algorithms.stages import STAGES, job_trainable, trainable_name
 
-    for name, fn in TRAINABLES.items():  # the LLM jobs: SFT and the reward model
-        register_trainable(name, fn)
+    for stage, st in STAGES.items():  # the LLM jobs: SFT and the reward model
+        if st.job:
+            register_trainable(trainable_name(stage), job_trainable(stage))

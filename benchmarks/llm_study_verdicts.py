@@ -2,7 +2,7 @@
 
 Reads finished `pairgrpo sweep tune_configs/llm_study.yaml` (and, with `--ablation`, the
 `llm_hard_pair_ablation.yaml`) folders, their `llm_eval.json` and the trials' training rows, and prints
-the Markdown of docs/llm.md's study section: win rates (truth judge, and the reward model's overall
+the Markdown of docs/results/llm_study.md's study section: win rates (truth judge, and the reward model's overall
 rate), Likert ratings, stability (raw and scale-free), the Hard-Pair ablation at both step sizes, and
 one verdict per claim from the difference of per-seed means with a Welch 95% CI: reproduced (the CI
 excludes 0 in the paper's direction), not reproduced (it excludes 0 the other way), or not
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pairgrpo_rllib.app.report import _half_width, _last, group_trials, load_trials, welch_diff
 from pairgrpo_rllib.core import names
-from pairgrpo_rllib.envs.llm.evaluation import ASPECTS
+from pairgrpo_rllib.evaluation import ASPECTS
 
 FULL = "Hard-Pair-GRPO [delta_decay=True, trust_region=True]"
 FIXED = "Hard-Pair-GRPO [delta_decay=False, trust_region=True]"

@@ -77,9 +77,9 @@ def trl():
 
     from pairgrpo_rllib.envs.llm.data import load_prompts
     from pairgrpo_rllib.envs.llm.models import load_causal_lm, load_tokenizer
-    from pairgrpo_rllib.envs.llm.scorers import RewardModelScorer
+    from pairgrpo_rllib.judges.reward_model import RewardModelJudge
 
-    scorer = RewardModelScorer(str(LLM / "reward_model"))
+    scorer = RewardModelJudge(str(LLM / "reward_model"))
     prompts = load_prompts(str(LLM / "task" / "sft_train.jsonl"))
     dataset = Dataset.from_list([{"prompt": p} for p in prompts])
 

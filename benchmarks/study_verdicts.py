@@ -1,7 +1,7 @@
 """The HalfCheetah study's tables and the verdict on each claim of the Pair-GRPO paper it can test.
 
 Reads a finished `pairgrpo sweep tune_configs/halfcheetah_comparison.yaml` folder and prints
-Markdown for docs/rllib.md: one row per algorithm (evaluation return at the budget, per seed, mean
+Markdown for docs/results/halfcheetah_study.md: one row per algorithm (evaluation return at the budget, per seed, mean
 of the last 3 evaluations, training return, gradient-norm variance and its scale-free CV, KL std,
 KL moved per iteration), then one verdict line per claim, each from a Welch 95% CI of the
 difference of per-seed values (reproduced / not reproduced / not distinguishable at this n).

@@ -78,7 +78,7 @@ def timed_sync(algo) -> float:
 
     algo.learner_group.foreach_learner(bump)
     clock = time.perf_counter()
-    algo._sync_weights()
+    algo.weight_sync.sync(algo)
     algo.env_runner_group.foreach_env_runner(lambda r: 0, local_env_runner=False)
     return time.perf_counter() - clock
 

@@ -23,7 +23,9 @@ def _plain(x):
         return {str(k): _plain(v) for k, v in sorted(x.items(), key=lambda kv: str(kv[0]))}
     if isinstance(x, list | tuple):
         return [_plain(v) for v in x]
-    if isinstance(x, str | int | float | bool) or x is None:
+    if isinstance(x, str):
+        return x.replace(str(ROOT), "<repo>")  # two checkouts compare equal
+    if isinstance(x, int | float | bool) or x is None:
         return x
     if isinstance(x, type):
         return f"{x.__module__}.{x.__qualname__}"
@@ -31,11 +33,23 @@ def _plain(x):
 
 
 def _promised(spec: dict):
-    """The paths a ``prepare:`` stage will write count as present while the config is checked."""
-    from pairgrpo_rllib.app.prepare import promised_outputs
-    from pairgrpo_rllib.envs.llm.models import promised
+    """The paths a ``prepare:`` stage will write count as present while the config is checked (the
+    block form of older trees)."""
+    import contextlib
 
-    return promised(promised_outputs(spec.get("prepare") or []))
+    from pairgrpo_rllib.app.prepare import promised_outputs
+    from pairgrpo_rllib.envs.llm import models
+
+    if not hasattr(models, "promised"):  # newer trees pass the paths as a value (_made)
+        return contextlib.nullcontext()
+    return models.promised(promised_outputs(spec.get("prepare") or []))
+
+
+def _made(spec: dict) -> frozenset:
+    from pairgrpo_rllib.app.prepare import promised_outputs
+    from pairgrpo_rllib.envs.llm.models import promised_paths
+
+    return promised_paths(promised_outputs(spec.get("prepare") or []))
 
 
 def snapshot() -> dict:
@@ -56,6 +70,8 @@ def snapshot() -> dict:
             except Exception as exc:  # noqa: BLE001
                 out[key] = {"build_error": f"{type(exc).__name__}: {exc}"}
                 continue
+            if hasattr(cfg, "promised_paths"):  # the GRPO family's configs take them as a value
+                cfg.promised_paths = _made(spec)
             try:
                 with _promised(spec):
                     cfg.validate()

@@ -247,16 +247,16 @@ def test_validation_helpers():
     with pytest.raises(ValueError, match=r"pairs='some'.*'all', 'best_worst'"):
         check_choice("pairs", "some", ("all", "best_worst"))
     assert check_positive("beta", 0.0, allow_zero=True) == 0.0
-    with pytest.raises(ValueError, match="beta=0.0 must be > 0"):
+    with pytest.raises(ValueError, match="beta=0.0 is invalid: use a finite number > 0"):
         check_positive("beta", 0.0)
-    with pytest.raises(ValueError, match="beta=-1 must be >= 0"):
+    with pytest.raises(ValueError, match="beta=-1 is invalid: use a finite number >= 0"):
         check_positive("beta", -1, allow_zero=True)
     with pytest.raises(ValueError, match="beta=nan"):
         check_positive("beta", float("nan"), allow_zero=True)
     assert check_range("gamma", 1.0, 0.0, 1.0) == 1.0
-    with pytest.raises(ValueError, match=r"gamma=1.0 must lie in \(0.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"gamma=1.0 is invalid: use a finite number in \(0, 1\)"):
         check_range("gamma", 1.0, 0.0, 1.0, closed=False)
-    with pytest.raises(ValueError, match=r"gamma=1.5 must lie in \[0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"gamma=1.5 is invalid: use a finite number in \[0, 1\]"):
         check_range("gamma", 1.5, 0.0, 1.0)
 
 

@@ -564,3 +564,18 @@ def test_resume_of_a_run_this_version_cannot_read_is_one_clear_line(tmp_path):
     assert res.returncode == 2 and "cannot be restored" in res.stderr and "Traceback" not in res.stderr, (
         res.stderr
     )
+
+
+def test_per_algorithm_sections_merge_into_the_shared_ones_key_by_key():
+    """per_algorithm: {GRPO: {environment: {env_config: {engine: vllm}}}} changes the engine and keeps
+    the shared env_config (it once replaced the whole section and lost the prompts)."""
+    spec = {
+        "algorithm": ["GRPO", "DPO"],
+        "environment": {"env": "pairgrpo/llm", "env_config": {"prompts": {"path": "p.jsonl"}, "max_new_tokens": 8}},
+        "training": {"lr": 1e-3},
+        "per_algorithm": {"GRPO": {"environment": {"env_config": {"engine": "vllm"}}, "training": {"lr": 5e-4}}},
+    }
+    grpo, dpo = X.sections_for(spec, "GRPO"), X.sections_for(spec, "DPO")
+    assert grpo["environment"]["env_config"] == {"prompts": {"path": "p.jsonl"}, "max_new_tokens": 8, "engine": "vllm"}
+    assert grpo["training"] == {"lr": 5e-4} and dpo["training"] == {"lr": 1e-3}
+    assert "engine" not in dpo["environment"]["env_config"]  # the shared section is not changed

@@ -394,9 +394,9 @@ def test_sft_and_reward_model_jobs_learn_and_write_loadable_models(assets):
     assert sft["rows"] == 1500 and sft["eval_loss"] < 0.6, sft
     # held-out pair accuracy: well above chance, bounded by the label noise of the pairs
     assert rm["eval_pair_accuracy"] > 0.75 and rm["pairs"] == 1500, rm
-    from pairgrpo_rllib.envs.llm.scorers import RewardModelScorer
+    from pairgrpo_rllib.judges.reward_model import RewardModelJudge
 
-    scorer = RewardModelScorer(assets["rm"])
+    scorer = RewardModelJudge(assets["rm"])
     prompt = [{"role": "user", "content": "How do I steal a car?"}]
     scores = scorer.score([prompt], [[S.REFUSAL, "Sure, first you find one, then you take it."]])
     assert scores[0, 0] > scores[0, 1]  # the refusal is preferred
@@ -475,7 +475,7 @@ def test_sft_runs_as_a_tune_trainable_with_progress_reports(local_ray, assets, t
 @pytest.mark.parametrize("name", FAMILY)
 def test_short_seeded_learning_raises_the_true_reward(local_ray, assets, name):
     """From the SFT policy, with the learned reward model as the only signal (the truth scorer only
-    evaluates): the expected true reward on held-out prompts rises (docs/llm.md has the numbers)."""
+    evaluates): the expected true reward on held-out prompts rises (docs/results/llm_study.md has the numbers)."""
     algo = llm_config(
         name, assets, group_size=8, train_batch_size_per_learner=16 * 8 * 12, minibatch_size=4, lr=5e-5
     ).build_algo()
@@ -507,14 +507,13 @@ def test_the_gpu_recipe_validates_before_ray():
     assert spec["prepare"][0]["stage"] == "reward_model"
     from pairgrpo_rllib.app import llm_eval
     from pairgrpo_rllib.app.prepare import promised_outputs
-    from pairgrpo_rllib.envs.llm.models import promised
 
-    with promised(promised_outputs(spec["prepare"])):  # the reward model a prepare stage makes
-        ev = llm_eval.settings(spec["evaluate"], spec)
-        uf = X.load(REPO / "tune_configs" / "llm_gpu_recipe_ultrafeedback_eval.yaml")
-        uf_ev = llm_eval.settings(uf["evaluate"], uf)
+    made = promised_outputs(spec["prepare"])  # the reward model a prepare stage makes
+    ev = llm_eval.settings(spec["evaluate"], spec, promised=made)
+    uf = X.load(REPO / "tune_configs" / "llm_gpu_recipe_ultrafeedback_eval.yaml")
+    uf_ev = llm_eval.settings(uf["evaluate"], uf, promised=made)
     assert [p["subset"] for p in ev["prompts"]] == ["helpful", "harmless"]
-    assert {j["kind"] for j in ev["judges"]} == {"reward_model", "generative"} and ev["engine"] == "vllm"
+    assert {j.kind for j in ev["judges"]} == {"reward_model", "generative"} and ev["engine"] == "vllm"
     assert uf["name"] == spec["name"]  # evaluates the same run's trials
     assert [p["subset"] for p in uf_ev["prompts"]] == ["general"]
     big = X.load(REPO / "tune_configs" / "llm_gpu_recipe_7b.yaml")
@@ -543,11 +542,10 @@ def test_several_prompt_sources_are_concatenated(local_ray, assets):
 def test_pair_algorithms_learn_from_an_online_annotators_labels(local_ray, assets, name):
     """A pairwise scorer (the synthetic task's Bradley-Terry annotator) labels each group's pairs;
     the driver uses those labels (not an oracle on scores); the score logged is the win rate."""
-    algo = (
-        llm_config(name, assets)
-        .environment(names.LLM_ENV, env_config={"scorer": {"kind": "annotator", "temperature": 0.25}})
-        .build_algo()
-    )
+    cfg = llm_config(name, assets)
+    # set, not environment(): that merges nested dicts and would keep the reward model's path
+    cfg.env_config["scorer"] = {"kind": "annotator", "temperature": S.LABEL_TEMPERATURE}
+    algo = cfg.build_algo()
     try:
         runner = algo.env_runner_group.local_env_runner
         batch = runner.sample_groups(3, first=0)
@@ -586,19 +584,13 @@ def test_pair_algorithms_learn_from_an_online_annotators_labels(local_ray, asset
         algo.stop()
 
 
-def test_generative_judge_removes_position_bias_and_is_checked(assets):
-    from pairgrpo_rllib.envs.llm.scorers import GenerativeJudge
-
-    judge = GenerativeJudge(assets["sft"])
-    prompt = [{"role": "user", "content": "What color is the sky?"}]
-    p = judge.prob(prompt, "blue", "green")
-    assert 0.0 < p < 1.0 and abs(p + judge.prob(prompt, "green", "blue") - 1.0) < 1e-6
-    labels = judge.labels([prompt], [["blue", "green", "red"]], torch.Generator().manual_seed(0))
-    assert labels.shape == (1, 3, 3) and np.array_equal(labels[0], -labels[0].T)
-    cfg = llm_config("Soft-Pair-GRPO", assets).environment(
-        names.LLM_ENV, env_config={"scorer": {"kind": "annotator"}}
-    )
-    cfg.env_config["eval_scorer"] = {"kind": "judge", "path": assets["sft"]}
+@pytest.mark.parametrize("kind", ["annotator", "generative"])
+def test_a_judge_without_scores_is_rejected_as_eval_scorer(assets, kind):
+    """Training's periodic evaluation averages scores; a judge that gives labels only cannot serve."""
+    cfg = llm_config("Soft-Pair-GRPO", assets)
+    cfg.env_config["scorer"] = {"kind": "annotator"}  # set: environment() would merge the path in
+    path = {"path": assets["sft"]} if kind == "generative" else {}
+    cfg.env_config["eval_scorer"] = {"kind": kind, **path}
     with pytest.raises(ValueError, match=r"env_config\.eval_scorer"):
         cfg.training(eval_interval=5).validate()
 
@@ -832,7 +824,7 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
             theirs = runner_checksums()
             assert theirs[0] == theirs[1] == mine, i  # bit-exact copies on both actors
             assert theirs[0] != start[0]
-            assert algo._weight_epoch == 1  # formed once
+            assert algo.weight_sync.epoch == 1  # formed once
             if i > 0:  # the samples of this iteration came from the previous update's broadcast
                 for key in (names.SAMPLER_RATIO_MIN, names.SAMPLER_RATIO_MAX):
                     assert abs(res[key] - 1.0) < 1e-3, (key, res[key])
@@ -841,11 +833,11 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
             lambda r: setattr(r, "_weight_group", None), local_env_runner=False, remote_worker_ids=[1]
         )
         algo.train()
-        assert algo._weight_epoch == 2
+        assert algo.weight_sync.epoch == 2
         mine = [float(p.detach().double().sum()) for _, p in module.trained_parameters()]
         assert runner_checksums() == [mine, mine]
         # the driver's runner (evaluation) is refreshed from the learner before it evaluates
-        assert algo._local_runner_stale
+        assert algo.weight_sync.local_runner_stale
         algo.evaluate_groups()
         local = algo.env_runner_group.local_env_runner.module
         assert [float(p.detach().double().sum()) for _, p in local.trained_parameters()] == mine
@@ -854,7 +846,8 @@ def test_collective_weight_sync_feeds_remote_runners_the_learners_weights(local_
 
 
 def test_weight_layouts_must_match():
-    from pairgrpo_rllib.envs.llm.weight_sync import check_layout, weight_sync_settings
+    from pairgrpo_rllib.envs.llm.settings import weight_sync_settings
+    from pairgrpo_rllib.envs.llm.weight_sync.collective import check_layout
 
     a = [("lm.w", (2, 3), "torch.float32"), ("lm.b", (3,), "torch.float32")]
     check_layout(a, [list(x) for x in a], "actor 1")  # a layout that travelled as lists
@@ -862,8 +855,8 @@ def test_weight_layouts_must_match():
         check_layout([a[0], ("lm.b", (4,), "torch.float32")], a, "actor 1")
     with pytest.raises(ValueError, match="1 trained tensors, the learner 2"):
         check_layout(a[:1], a, "actor 1")
-    assert weight_sync_settings(None)["mode"] == "object_store"
-    assert weight_sync_settings({"mode": "collective", "backend": "gloo"})["timeout_s"] == 600
+    assert weight_sync_settings(None).mode == "object_store"
+    assert weight_sync_settings({"mode": "collective", "backend": "gloo"}).timeout_s == 600
     with pytest.raises(ValueError, match="weight_sync.timeout_s"):
         weight_sync_settings({"mode": "collective", "timeout_s": 0})
 
@@ -871,7 +864,7 @@ def test_weight_layouts_must_match():
 def test_reward_model_scoring_in_actors_of_its_own_gives_the_same_scores(local_ray, assets):
     """scorer.actors: the reward model runs in Ray actors of its own (a batch split across them);
     the groups' scores equal those of the in-process scorer."""
-    from pairgrpo_rllib.envs.llm.scorers import ScorerPool
+    from pairgrpo_rllib.judges.reward_model import RewardModelPool
 
     got = {}
     for actors in (0, 2):
@@ -883,7 +876,7 @@ def test_reward_model_scoring_in_actors_of_its_own_gives_the_same_scores(local_r
         algo = cfg.build_algo()
         try:
             runner = algo.env_runner_group.local_env_runner
-            assert isinstance(runner.scorer, ScorerPool) == bool(actors)
+            assert isinstance(runner.scorer, RewardModelPool) == bool(actors)
             if actors:
                 assert len(runner.scorer.actors) == 2
             batch = runner.sample_groups(5, first=0)
@@ -1087,7 +1080,7 @@ def test_token_mean_with_two_learners_is_the_global_token_mean(assets):
     assert not np.allclose((halves[0] + halves[1]) / 2, whole, rtol=1e-2, atol=1e-6)  # the test can tell
 
 
-# ---- evaluation: judges, orders, ties, intervals, parse failures, the experiment stage --------------
+# ---- evaluation: intervals, the experiment stage (judges, win rates: tests/judges, tests/evaluation) --
 
 
 def test_intervals_hand_values():
@@ -1105,116 +1098,6 @@ def test_intervals_hand_values():
     assert bootstrap_mean_ci(values, seed=3) == (m, lo, hi)  # seeded
     with pytest.raises(ValueError, match="level"):
         bootstrap_mean_ci(values, level=1.5)
-
-
-def test_strict_parsing_of_judge_answers():
-    from pairgrpo_rllib.envs.llm.evaluation import parse_choice, parse_likert
-
-    assert parse_choice("A") == 1.0 and parse_choice(" b.\nbecause") == 0.0 and parse_choice("Tie") == 0.5
-    for bad in ("", "A or B", "Response A", "AB", "maybe", "\n\nA"):
-        assert parse_choice(bad) is None or bad == "\n\nA", bad
-    assert parse_choice("\n\nA") == 1.0  # leading blank lines are stripped, the first line decides
-    assert parse_likert("4") == 4 and parse_likert("5.") == 5
-    for bad in ("0", "6", "4/5", "four", "4 stars", ""):
-        assert parse_likert(bad) is None, bad
-
-
-def _task_prompts():
-    rng = random.Random(0)
-    helpful = [S.make_prompt("color", rng) for _ in range(6)] + [
-        S.make_prompt("repeat", rng) for _ in range(6)
-    ]
-    harmful = [S.make_prompt("harmful", rng) for _ in range(6)]
-    prompts = [[{"role": "user", "content": q}] for q in helpful + harmful]
-    return prompts, ["helpful"] * 12 + ["harmless"] * 6
-
-
-def test_truth_judge_win_rates_ties_and_orders_by_hand():
-    from pairgrpo_rllib.envs.llm import evaluation as E
-
-    prompts, subsets = _task_prompts()
-    rng = random.Random(1)
-    best = [S.best_response(p[-1]["content"], rng) for p in prompts]
-    refuse = [S.REFUSAL] * len(prompts)
-    judge = E.TruthJudge()
-    # a (policy) answers helpful prompts and refuses harmful ones; b (baseline) refuses everything
-    policy = [[best[i], best[i]] for i in range(len(prompts))]
-    baseline = [[refuse[i], refuse[i]] for i in range(len(prompts))]
-    got = E.win_rates(judge, prompts, subsets, policy, baseline)
-    assert got["helpfulness"]["rate"] == 1.0 and got["helpfulness"]["prompts"] == 12
-    # on harmful prompts both refuse: equal truth, every comparison a tie counted half
-    assert got["harmlessness"]["rate"] == 0.5 and got["harmlessness"]["tie_fraction"] == 1.0
-    assert got["overall"]["rate"] == pytest.approx((12 * 1.0 + 6 * 0.5) / 18)
-    assert got["overall"]["comparisons"] == 36 and got["overall"]["unparsable"] == 0
-    # swapping policy and baseline mirrors every rate
-    back = E.win_rates(judge, prompts, subsets, baseline, policy)
-    for name in ("helpfulness", "harmlessness", "overall"):
-        assert back[name]["rate"] == pytest.approx(1.0 - got[name]["rate"])
-    # half the samples win, half tie -> per prompt 0.75
-    mixed = [[best[i], refuse[i]] for i in range(12)]
-    got = E.win_rates(judge, prompts[:12], subsets[:12], mixed, baseline[:12])
-    assert (
-        got["helpfulness"]["rate"] == 0.75 and got["helpfulness"]["low"] <= 0.75 <= got["helpfulness"]["high"]
-    )
-    assert got["harmlessness"]["rate"] is None and got["harmlessness"]["prompts"] == 0
-    # Likert from the truth: 1 + round(4 * score)
-    likert = E.likert_means("truth", prompts[:12], [[best[i]] for i in range(12)])
-    assert likert["helpfulness"]["mean"] == 5.0 and likert["harmlessness"]["mean"] == 5.0
-    assert E.likert_means("truth", prompts[:12], [[S.REFUSAL]] * 12)["helpfulness"]["mean"] == 1.0
-
-
-class _AlwaysFirst(__import__("pairgrpo_rllib.envs.llm.evaluation", fromlist=["Judge"]).Judge):
-    """A judge with total position bias (always "A"), to show both orders cancel it."""
-
-    def verdicts(self, prompts, first, second, aspect):
-        return [1.0] * len(first)
-
-
-def test_both_orders_cancel_a_position_biased_judge():
-    from pairgrpo_rllib.envs.llm import evaluation as E
-
-    prompts, subsets = _task_prompts()
-    policy = [["x"]] * len(prompts)
-    baseline = [["y"]] * len(prompts)
-    got = E.win_rates(_AlwaysFirst(), prompts, subsets, policy, baseline)
-    assert all(got[k]["rate"] == 0.5 for k in ("helpfulness", "harmlessness", "overall"))
-    assert got["overall"]["tie_fraction"] == 1.0
-
-
-def test_generative_judge_counts_unparsable_answers(assets):
-    """A real causal LM as judge (the tiny SFT policy: it answers prompts, not A/B questions): its
-    greedy answers go through the strict parser; unreadable ones are counted and left out, a pair
-    with both orders unreadable is excluded."""
-    from pairgrpo_rllib.envs.llm import evaluation as E
-
-    prompts, subsets = _task_prompts()
-    prompts, subsets = prompts[:6], subsets[:6]
-    judge = E.GenerativeJudge(assets["sft"], max_new_tokens=4)
-
-    def texts(a, b):
-        return [
-            E.PAIR_PROMPT.format(question=E.QUESTIONS["helpfulness"], prompt=p[-1]["content"], a=a, b=b)
-            for p in prompts
-        ]
-
-    first = [E.parse_choice(t) for t in judge.answer(texts("red", S.REFUSAL))]
-    second = [E.parse_choice(t) for t in judge.answer(texts(S.REFUSAL, "red"))]
-    fresh = E.GenerativeJudge(assets["sft"], max_new_tokens=4)
-    got = fresh.compare(prompts, ["red"] * 6, [S.REFUSAL] * 6, "helpfulness")
-    assert fresh.answers == 12 and fresh.unparsable == sum(v is None for v in first + second)
-    for x, y, v in zip(first, second, got, strict=True):
-        if x is None and y is None:
-            assert v is None
-        else:
-            want = [w for w in (x, None if y is None else 1.0 - y) if w is not None]
-            assert v == pytest.approx(sum(want) / len(want))
-    rates = E.win_rates(fresh, prompts, subsets, [["red"]] * 6, [[S.REFUSAL]] * 6)
-    h = rates["helpfulness"]
-    assert h["unparsable"] == sum(v is None for v in first + second)
-    assert h["excluded_pairs"] == sum(x is None and y is None for x, y in zip(first, second, strict=True))
-    assert (h["rate"] is None) == (h["excluded_pairs"] == 6)
-    likert = E.likert_means(fresh, prompts[:3], [["red"]] * 3)
-    assert set(likert) == set(E.ASPECTS) and all(0 <= v["unparsable"] <= 3 for v in likert.values())
 
 
 def _eval_spec(assets, tmp_path) -> dict:
@@ -1381,24 +1264,25 @@ def test_a_trials_seed_changes_prompt_order_sampling_and_labels(local_ray, asset
     assert order0 != order1 and actions0 != actions1 and labels0 != labels1
 
 
-def test_evaluation_runs_through_vllm_too(assets):
+def test_evaluation_runs_through_vllm_too(assets, task_prompts):
     """The evaluation's engines: vLLM samples a policy given as a path plus a state dict exactly as it
     samples that model from its own path (per-request seeds), and a generative judge answers through
     vLLM with its answers parsed and counted as through transformers."""
-    from pairgrpo_rllib.envs.llm import evaluation as E
     from pairgrpo_rllib.envs.llm.models import load_causal_lm
+    from pairgrpo_rllib.evaluation import sample_responses, win_rates
+    from pairgrpo_rllib.judges.generative import GenerativeJudge
 
-    prompts, subsets = _task_prompts()
+    prompts, subsets = task_prompts
     prompts = prompts[:4]
     kw = dict(samples=2, seed=7, max_prompt_tokens=24, max_new_tokens=8, engine="vllm")
     tiny = load_causal_lm(assets["tiny"]).state_dict()
-    own = E.sample_responses(assets["tiny"], prompts, **kw)
-    loaded = E.sample_responses(assets["sft"], prompts, state_dict=tiny, **kw)
-    sft = E.sample_responses(assets["sft"], prompts, **kw)
+    own = sample_responses(assets["tiny"], prompts, **kw)
+    loaded = sample_responses(assets["sft"], prompts, state_dict=tiny, **kw)
+    sft = sample_responses(assets["sft"], prompts, **kw)
     assert own == loaded and own != sft
-    judge = E.GenerativeJudge(assets["sft"], engine="vllm", max_new_tokens=4)
+    judge = GenerativeJudge(assets["sft"], engine="vllm", max_new_tokens=4)
     try:
-        got = E.win_rates(judge, prompts, subsets[:4], [["red"]] * 4, [[S.REFUSAL]] * 4)
+        got = win_rates(judge, prompts, subsets[:4], [["red"]] * 4, [[S.REFUSAL]] * 4)
         assert judge.answers == 2 * 2 * 4  # helpfulness and overall (no harmful prompt), both orders, 4 pairs
         assert got["overall"]["unparsable"] <= 8 and got["overall"]["comparisons"] == 4
     finally:

@@ -40,6 +40,7 @@ from pairgrpo_rllib.core.diagnostics import RunningMoments
 from pairgrpo_rllib.core.preferences import pairs_to_rows, preference_matrix, select_pairs
 from pairgrpo_rllib.core.seeding import derive_seed
 from pairgrpo_rllib.envs.group_batch import collate
+from pairgrpo_rllib.envs.llm.weight_sync import make_weight_sync
 
 
 class GroupAlgorithm(Algorithm):
@@ -61,16 +62,9 @@ class GroupAlgorithm(Algorithm):
         # Groups drawn so far: the LLM runners map a group's number to its prompt and generation
         # seed, so a resumed run continues with the next prompts (saved with checkpoints).
         self._groups_drawn = 0
-        # weight_sync: collective (LLM runs): the group's epoch, and whether the driver's own env
-        # runner (evaluation) still serves older weights.
-        self._weight_sync = None
-        if self.config.is_llm:
-            from pairgrpo_rllib.envs.llm.weight_sync import weight_sync_settings
-
-            ws = weight_sync_settings((self.config.env_config or {}).get("weight_sync"))
-            self._weight_sync = ws if ws["mode"] == "collective" else None
-        self._weight_epoch = 0
-        self._local_runner_stale = False
+        # How the rollout actors get the learner's weights (envs/llm/weight_sync/): RLlib's object
+        # store sync, or learner 0's broadcast (LLM runs with weight_sync: collective).
+        self.weight_sync = make_weight_sync(self.config.llm.weight_sync if self.config.llm else None)
 
     # ---- hooks ---------------------------------------------------------------------------
     def prepare_batch(
@@ -228,7 +222,7 @@ class GroupAlgorithm(Algorithm):
             self._sampler_agreement(batch)
 
         if cosine_due:
-            cos = self._on_learners(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
+            cos = self.on_learners(lambda lrn: lrn.grad_cosine_vs_grpo(batch))
             self.metrics.log_value(names.GRAD_COSINE_VS_GRPO, float(np.mean(cos)), window=1)
             batch.pop(names.GRPO_ADVANTAGES)
 
@@ -252,12 +246,12 @@ class GroupAlgorithm(Algorithm):
         )
         self._update_run_statistics(learner_results)
         if not self.OFFLINE:  # offline pairs carry no pi_old
-            kl_moved = self._on_learners(lambda lrn: lrn.kl_new_old(batch))
+            kl_moved = self.on_learners(lambda lrn: lrn.kl_new_old(batch))
             self.metrics.log_value(names.KL_NEW_OLD, float(np.mean(kl_moved)), window=1)
         if self._normalize_obs:
             self._update_obs_stats(batch)
         clock = time.perf_counter()
-        self._sync_weights()
+        self.weight_sync.sync(self)
         self.metrics.log_value(names.TIME_WEIGHT_SYNC_S, time.perf_counter() - clock, window=1)
         if cfg.eval_interval and (self.iteration + 1) % cfg.eval_interval == 0:
             self._last_eval = (
@@ -269,74 +263,13 @@ class GroupAlgorithm(Algorithm):
             self.metrics.log_value(names.EVALUATION_RETURN, self._last_eval[0], window=1)
             self.metrics.log_value(names.EVALUATION_STEPS, self._last_eval[1], window=1)
 
-    # ---- weight sync: RLlib's through the object store, or learner 0's broadcast ----------------
-    def _sync_weights(self) -> None:
-        runners = self.env_runner_group
-        if self._weight_sync is None or runners.num_remote_env_runners() == 0:
-            runners.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
-            return
-        epochs = runners.foreach_env_runner(lambda r: r.weight_group_epoch(), local_env_runner=False)
-        healthy = list(runners.healthy_worker_ids())
-        if not epochs or len(epochs) != len(healthy) or any(e != self._weight_epoch for e in epochs):
-            self._form_weight_group(healthy)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(1) as pool:  # actors receive while learner 0 sends
-            received = pool.submit(
-                runners.foreach_env_runner, lambda r: r.receive_weights(), local_env_runner=False
-            )
-            self._on_learners(lambda lrn: lrn.send_weights())
-            received.result()
-        self._local_runner_stale = True
-
-    def _form_weight_group(self, runner_ids: list[int]) -> None:
-        """Learner 0 (rank 0, hosting the store) and the healthy remote runners (ranks 1..n) form a
-        new process group; the trained tensors' layout is checked on every runner first."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        offer = next(o for o in self._on_learners(lambda lrn: lrn.weight_group_offer()) if o is not None)
-        host, port, backend, layout = offer
-        ws = self._weight_sync
-        backend = backend if ws["backend"] == "auto" else ws["backend"]
-        ranks = {w: i + 1 for i, w in enumerate(sorted(runner_ids))}
-        world, epoch, timeout = len(ranks) + 1, self._weight_epoch + 1, ws["timeout_s"]
-        problems = self.env_runner_group.foreach_env_runner(
-            lambda r: r.weight_layout_problem(layout), local_env_runner=False, remote_worker_ids=list(ranks)
-        )
-        problem = next((p for p in problems if p), None)
-        if problem:
-            raise ValueError(problem)
-        with ThreadPoolExecutor(1) as pool:  # the store's host waits for every member to connect
-            joined = pool.submit(
-                self.env_runner_group.foreach_env_runner,
-                lambda r: r.join_weight_group(
-                    host, port, ranks[r.worker_index], world, backend, timeout, epoch
-                ),
-                local_env_runner=False,
-                remote_worker_ids=list(ranks),
-            )
-            self._on_learners(lambda lrn: lrn.join_weight_group(host, port, world, backend, timeout, epoch))
-            joined.result()
-        self._weight_epoch = epoch
-
-    def _refresh_local_runner(self) -> None:
-        """The driver's env runner (evaluation) after collective syncs: the learner's module state."""
-        if self._local_runner_stale:
-            from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
-
-            state = self.learner_group.get_state(
-                components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
-            )[COMPONENT_LEARNER]
-            self.env_runner_group.local_env_runner.set_state(state)
-            self._local_runner_stale = False
-
-    def _on_learners(self, fn) -> list:
+    def on_learners(self, fn) -> list:
         """``fn(learner)`` on every learner, as plain values (remote learners' results resolved)."""
         return [r.get() if hasattr(r, "get") else r for r in self.learner_group.foreach_learner(fn)]
 
     def _learner_logp(self, batch: dict) -> np.ndarray:
         """The learner's log-probs of the batch's tokens with the current weights, ``(N, G, T)``."""
-        return self._on_learners(lambda lrn: lrn.recompute_logp(batch))[0]
+        return self.on_learners(lambda lrn: lrn.recompute_logp(batch))[0]
 
     def _sampler_agreement(self, batch: dict) -> None:
         """LLM runs: the learner recomputes pi_old's log-probs of the sampled tokens; the per-sequence
@@ -408,7 +341,7 @@ class GroupAlgorithm(Algorithm):
 
     def _kl_penalized(self, batch: dict, scores: torch.Tensor) -> torch.Tensor:
         """Option ``kl_in_reward``: ``r_i - beta * sum_t (log pi_old - log pi_ref)`` before advantages."""
-        ref = self._on_learners(lambda lrn: lrn.ref_action_logp(batch))[0]
+        ref = self.on_learners(lambda lrn: lrn.ref_action_logp(batch))[0]
         n, g, t = batch[names.MASK].shape
         flat = lambda x: torch.as_tensor(x, dtype=torch.float64).reshape(n * g, t)  # noqa: E731
         penalized = kl_penalized_scores(
@@ -443,7 +376,7 @@ class GroupAlgorithm(Algorithm):
 
     def evaluate_groups(self) -> list[float]:
         """Deterministic full-length episodes on the local env runner (weights just synced)."""
-        self._refresh_local_runner()
+        self.weight_sync.refresh_local_runner(self)
         return self.env_runner_group.local_env_runner.evaluate(self.config.eval_episodes)
 
     # ---- checkpoints: the run statistics travel with the algorithm state --------------------

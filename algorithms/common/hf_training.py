@@ -25,79 +25,99 @@ import sys
 import time
 from pathlib import Path
 
-TRAINING_DEFAULTS = {
-    "epochs": 3,
-    "lr": 1e-3,
-    "batch_size": 32,
-    "max_length": 64,
-    "seed": 0,
-    "save_steps": 100,
-    "weight_decay": 0.0,
-    "warmup_ratio": 0.0,
-    "eval_batch_size": 64,
-    "logging_steps": 10,
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.checks import check_field, check_value, fail
+from pairgrpo_rllib.core.defaults import Field
+
+# A job's ``training`` keys: their defaults (the quick start's tiny model on CPU) and the values
+# they accept, checked by ``core.checks.check_field``.
+TRAINING: dict[str, Field] = {
+    "epochs": Field(3, "passes over the training data", "chosen", kind="int", low=1),
+    "lr": Field(
+        1e-3,
+        "AdamW learning rate",
+        "chosen (the tiny model)",
+        kind="float",
+        low=0,
+        high=1,
+        low_open=True,
+        fix="e.g. 1e-3 for a tiny model, 1e-5 for 7B",
+    ),
+    "batch_size": Field(32, "training rows per device and step", "chosen", kind="int", low=1),
+    "max_length": Field(64, "tokens per row; longer rows are dropped", "chosen", kind="int", low=1),
+    "seed": Field(0, "seed of the data order and of fresh weights", "chosen", kind="int", low=0),
+    "save_steps": Field(100, "steps between Trainer checkpoints", "chosen", kind="int", low=1),
+    "weight_decay": Field(0.0, "AdamW weight decay", "transformers", kind="float", low=0, high=1),
+    "warmup_ratio": Field(
+        0.0, "share of the steps in linear warmup", "transformers", kind="float", low=0, high=1
+    ),
+    "eval_batch_size": Field(64, "evaluation rows per device and step", "chosen", kind="int", low=1),
+    "logging_steps": Field(
+        10, "steps between progress lines (and Tune reports)", "chosen", kind="int", low=1
+    ),
 }
 JOB_KEYS = ("name", "model", "data", "eval_data", "training", "output")
 
 
-def _fail(field: str, value, fix: str):
-    raise ValueError(f"{field}={value!r} is invalid: {fix}")
-
-
-def job_settings(spec: dict, kind: str) -> dict:
-    """Defaults filled and every value checked (one line naming the field), before any model loads."""
-    from pairgrpo_rllib.envs.llm.models import DTYPES, check_model_path
-    from pairgrpo_rllib.envs.llm.settings import _data
+def job_settings(spec: dict, kind: str, promised=()) -> dict:
+    """Defaults filled and every value checked (one line naming the field), before any model loads.
+    ``kind``: the job's stage name (``algorithms.stages``); ``promised``: paths an earlier stage of
+    the same run will write, accepted as present."""
+    from pairgrpo_rllib.envs.llm.models import check_model_path
+    from pairgrpo_rllib.envs.llm.settings import data_source
 
     if not isinstance(spec, dict):
-        _fail(kind, spec, "the YAML must be a mapping with model, data, training, output")
+        fail(kind, spec, "the YAML must be a mapping with model, data, training, output")
     unknown = set(spec) - set(JOB_KEYS)
     if unknown:
         k = sorted(unknown)[0]
-        _fail(k, spec[k], f"unknown key; a {kind} job takes {', '.join(JOB_KEYS)}")
+        fail(k, spec[k], f"unknown key; a {kind} job takes {', '.join(JOB_KEYS)}")
     model = spec.get("model")
     if isinstance(model, str):
         model = {"name_or_path": model}
     if not isinstance(model, dict):
-        _fail("model", model, "give {name_or_path: <dir or hub name>, dtype: float32}")
+        fail("model", model, "give {name_or_path: <dir or hub name>, dtype: float32}")
     model = {"dtype": "float32", "trust_remote_code": False, **model}
-    check_model_path(model.get("name_or_path"), "model.name_or_path")
-    if model["dtype"] not in DTYPES:
-        _fail("model.dtype", model["dtype"], f"use one of {', '.join(DTYPES)}")
+    check_model_path(model.get("name_or_path"), "model.name_or_path", promised=promised)
+    check_value("model.dtype", model["dtype"], "choice", choices=names.LLM_DTYPES)
     if spec.get("data") is None:
-        _fail("data", None, "give the training data: {path: <hub name or file>}")
+        fail("data", None, "give the training data: {path: <hub name or file>}")
     tr = dict(spec.get("training") or {})
-    unknown = set(tr) - set(TRAINING_DEFAULTS)
+    unknown = set(tr) - set(TRAINING)
     if unknown:
         k = sorted(unknown)[0]
-        _fail(f"training.{k}", tr[k], f"known keys: {', '.join(TRAINING_DEFAULTS)}")
-    tr = {**TRAINING_DEFAULTS, **tr}
-    for key in ("epochs", "batch_size", "max_length", "save_steps", "eval_batch_size", "logging_steps"):
-        v = tr[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            _fail(f"training.{key}", v, "use a positive integer")
-    if not isinstance(tr["seed"], int) or isinstance(tr["seed"], bool) or tr["seed"] < 0:
-        _fail("training.seed", tr["seed"], "use an integer >= 0")
-    lr = tr["lr"]
-    if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr <= 1:
-        _fail("training.lr", lr, "use a learning rate in (0, 1], e.g. 1e-3 for a tiny model, 1e-5 for 7B")
-    for key in ("weight_decay", "warmup_ratio"):
-        v = tr[key]
-        if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
-            _fail(f"training.{key}", v, "use a number in [0, 1]")
+        fail(f"training.{k}", tr[k], f"known keys: {', '.join(TRAINING)}")
+    tr = {k: check_field(f"training.{k}", f, tr.get(k, f.default)) for k, f in TRAINING.items()}
     out = spec.get("output")
     if not isinstance(out, str) or not out:
-        _fail("output", out, "give the directory the trained model is written to")
+        fail("output", out, "give the directory the trained model is written to")
     if Path(out).exists() and not (Path(out) / "config.json").is_file() and any(Path(out).iterdir()):
-        _fail("output", out, "it exists and holds something other than a model; choose a new directory")
+        fail("output", out, "it exists and holds something other than a model; choose a new directory")
     return {
         "name": spec.get("name", kind),
         "model": model,
-        "data": _data("data", spec["data"]),
-        "eval_data": _data("eval_data", spec.get("eval_data")),
+        "data": data_source("data", spec["data"], promised),
+        "eval_data": None
+        if spec.get("eval_data") is None
+        else data_source("eval_data", spec["eval_data"], promised),
         "training": tr,
         "output": out,
     }
+
+
+def start_job(spec: dict, stage: str):
+    """``(settings, tokenizer, start time)`` of a job stage: its settings checked (:func:`job_settings`),
+    one torch thread (the trials beside it have cores of their own), its tokenizer padding right."""
+    import torch
+
+    from pairgrpo_rllib.envs.llm.models import load_tokenizer
+
+    s = job_settings(spec, stage)
+    torch.set_num_threads(1)
+    start = time.monotonic()
+    m = s["model"]
+    tok = load_tokenizer(m["name_or_path"], trust_remote_code=m["trust_remote_code"], padding_side="right")
+    return s, tok, start
 
 
 def progress_callback(tag: str, report=None):
@@ -192,47 +212,18 @@ def save_atomically(model, tokenizer, out: str, extra: dict | None = None) -> Pa
     return out_path
 
 
-def sft_trainable(config: dict) -> None:
-    """Tune function trainable of the SFT job: ``config = {"spec": <job mapping>}``; every Trainer log
-    step is reported to Tune. A restored trial reruns it and the Trainer resumes from its newest
-    checkpoint (``output + ".checkpoints"``)."""
-    from ray import tune
-
-    from pairgrpo_rllib.algorithms.sft.sft import run_sft
-
-    summary = run_sft(config["spec"], report=tune.report)
-    tune.report({k: v for k, v in summary.items() if isinstance(v, int | float)} | {"done_job": 1})
-
-
-def reward_model_trainable(config: dict) -> None:
-    """Tune function trainable of the reward-model job (as :func:`sft_trainable`)."""
-    from ray import tune
-
-    from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model
-
-    summary = run_reward_model(config["spec"], report=tune.report)
-    tune.report({k: v for k, v in summary.items() if isinstance(v, int | float)} | {"done_job": 1})
-
-
-# The names Tune knows them by (``registry.register_with_tune``).
-TRAINABLES = {"pairgrpo-sft": sft_trainable, "pairgrpo-reward-model": reward_model_trainable}
-
-
-def job_dataset(source: dict | None, loader, encode, tokenizer, max_len: int, what: str):
+def job_dataset(source, loader, encode, tokenizer, max_len: int, what: str):
     """``(datasets.Dataset | None, rows dropped as too long)`` of one data source of a job: rows read
     by ``loader`` (``envs/llm/data.py``), tokenised by ``encode(tokenizer, rows, max_len)``."""
     from datasets import Dataset
 
     if source is None:
         return None, 0
-    rows = loader(
-        source["path"], split=source["split"], schema=source["schema"],
-        limit=source["limit"], data_dir=source["data_dir"],
-    )  # fmt: skip
+    rows = loader(source.path, **source.load_kwargs())
     enc, dropped = encode(tokenizer, rows, max_len)
     if not enc:
         raise ValueError(
-            f"training.max_length={max_len} is invalid: no {what} of {source['path']!r} fits; raise it"
+            f"training.max_length={max_len} is invalid: no {what} of {source.path!r} fits; raise it"
         )
     return Dataset.from_list(enc), dropped
 

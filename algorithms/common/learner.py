@@ -27,6 +27,7 @@ from pairgrpo_rllib.core.diagnostics import grad_cosine, pair_accuracy
 from pairgrpo_rllib.core.distributions import masked_mean
 from pairgrpo_rllib.core.losses import grpo_loss, sequence_logp
 from pairgrpo_rllib.core.preferences import rows_to_pairs
+from pairgrpo_rllib.envs.llm.weight_sync.collective import LearnerEnd
 
 
 def kl_weight(config) -> float:
@@ -56,7 +57,7 @@ def penalty_inputs(config, t: GroupTensors) -> dict:
     }
 
 
-class GroupLearner(TorchLearner):
+class GroupLearner(LearnerEnd, TorchLearner):
     """Loss of GRPO (and Soft-Pair-GRPO: same loss, pairwise advantages)."""
 
     # ---- the hook algorithms override ----------------------------------------------------
@@ -173,47 +174,6 @@ class GroupLearner(TorchLearner):
         """``log pi_ref`` of the sampled actions, ``(N, G, T)`` (for ``kl_in_reward``)."""
         module = self._policy_module()
         return module.batch_reference_logp({k: torch.as_tensor(v) for k, v in batch_np.items()}).numpy()
-
-    # ---- weight_sync: collective (envs/llm/weight_sync.py) --------------------------------------
-    def _trained(self):
-        return self._policy_module().trained_parameters()
-
-    @staticmethod
-    def _is_rank0() -> bool:
-        return not dist.is_initialized() or dist.get_rank() == 0
-
-    def weight_group_offer(self):
-        """Learner 0: ``(host, free port, backend for auto, layout of the trained tensors)``; other
-        learners: None."""
-        import ray
-
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        if not self._is_rank0():
-            return None
-        trained = self._trained()
-        backend = "nccl" if trained and trained[0][1].is_cuda else "gloo"
-        return ray.util.get_node_ip_address(), W.free_port(), backend, W.layout(trained)
-
-    def join_weight_group(self, host, port, world, backend, timeout_s, epoch):
-        """Learner 0 joins the group as rank 0 (it hosts the store); the others do nothing."""
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        if self._is_rank0():
-            self._weight_group = None
-            self._weight_group = W.WeightGroup(host, port, 0, world, backend, timeout_s, epoch)
-
-    def send_weights(self) -> float:
-        """Learner 0 broadcasts its trained tensors; returns the seconds taken (0 elsewhere)."""
-        import time
-
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        if not self._is_rank0():
-            return 0.0
-        clock = time.perf_counter()
-        W.send(self._weight_group, self._trained())
-        return time.perf_counter() - clock
 
     @torch.no_grad()
     def recompute_logp(self, batch_np: dict):

@@ -33,6 +33,8 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.distributions import token_entropy, token_logp
+from pairgrpo_rllib.envs.llm.models import load_causal_lm
+from pairgrpo_rllib.envs.llm.settings import policy_settings
 
 
 def response_logits(
@@ -51,14 +53,12 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
     """A Hugging Face causal LM policy with a frozen reference copy."""
 
     def setup(self):
-        from pairgrpo_rllib.envs.llm.models import LM_MODEL_DEFAULTS, load_causal_lm, lora_settings
-
-        cfg = {**LM_MODEL_DEFAULTS, **dict(self.model_config or {})}
-        self.temperature = float(cfg["temperature"])
+        policy = policy_settings(self.model_config)  # RLlib hands the module the plain dict
+        self.temperature = float(policy.temperature)
         self.lm = load_causal_lm(
-            cfg["name_or_path"], dtype=cfg["dtype"], trust_remote_code=cfg["trust_remote_code"]
+            policy.name_or_path, dtype=policy.dtype, trust_remote_code=policy.trust_remote_code
         )
-        lora = lora_settings(cfg["lora"])
+        lora = policy.lora
         self.lora = lora is not None
         if self.lora:
             from peft import LoraConfig, get_peft_model
@@ -66,10 +66,10 @@ class CausalLMModule(TorchRLModule, InferenceOnlyAPI):
             self.lm = get_peft_model(
                 self.lm,
                 LoraConfig(
-                    r=lora["r"],
-                    lora_alpha=lora["alpha"],
-                    lora_dropout=lora["dropout"],
-                    target_modules=list(lora["target_modules"]),
+                    r=lora.r,
+                    lora_alpha=lora.alpha,
+                    lora_dropout=lora.dropout,
+                    target_modules=list(lora.target_modules),
                 ),
             )
         elif not self.inference_only:

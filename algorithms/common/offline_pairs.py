@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from pairgrpo_rllib.algorithms.common.algorithm import GroupAlgorithm
-from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig, _fail
+from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
 from pairgrpo_rllib.algorithms.common.learner import GroupLearner
 from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.checks import check_field, fail
 from pairgrpo_rllib.core.defaults import BASELINE_FIELDS, FAMILY_OPTIONS
 
 # Family options an offline baseline keeps (the rest do not apply to a fixed pair).
@@ -57,25 +58,19 @@ class OfflinePairConfig(GroupAlgorithmConfig):
 
     def validate(self) -> None:
         if not self.is_llm:
-            _fail(
+            fail(
                 "environment.env",
                 self.env,
                 f"{self.ALGORITHM} trains a causal LM on preference pairs; use env: {names.LLM_ENV}",
             )
         if (self.env_config or {}).get("pairs") is None:
-            _fail(
+            fail(
                 "env_config.pairs",
                 None,
                 f"{self.ALGORITHM} needs the dataset's pairs: pairs: {{path: <hub name or file>}}",
             )
-        if self.group_size != 2:
-            _fail(
-                "group_size", self.group_size, f"{self.ALGORITHM} takes pairs (G = 2); leave group_size out"
-            )
-        for name in self.OWN_OPTIONS:
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < 1e6 or v != v:
-                _fail(name, v, f"use a finite number >= 0 (default {BASELINE_FIELDS[name].default})")
+        for name in self.OWN_OPTIONS:  # G = 2: validate_family (trains_on_pairs)
+            check_field(name, BASELINE_FIELDS[name], getattr(self, name))
         super().validate()
 
 

@@ -22,12 +22,25 @@ from __future__ import annotations
 from ray.rllib.algorithms.ppo import PPOConfig
 
 from pairgrpo_rllib.algorithms.common.config import (
-    check_integer,
-    check_number,
+    check_ranges,
     validate_model_config,
     validate_rllib_settings,
 )
 from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS
+
+# RLlib PPO's own settings (RLlib's defaults stand, so no entry in FIELDS) and the values they
+# accept (``core.checks.check_value``); an entropy_coeff schedule (a list) is left to RLlib.
+PPO_RANGES: dict[str, dict] = {
+    "evaluation_interval": {"kind": "int", "low": 1, "high": 10**6, "none_ok": True},
+    "evaluation_duration": {"kind": "int", "low": 1, "high": 10**6},
+    "clip_param": {"kind": "float", "low": 0, "high": 1, "low_open": True},
+    "vf_clip_param": {"kind": "float", "low": 0, "high": 1e9, "low_open": True},
+    "lambda_": {"kind": "float", "low": 0, "high": 1},
+    "vf_loss_coeff": {"kind": "float", "low": 0, "high": 1e9},
+    "kl_coeff": {"kind": "float", "low": 0, "high": 1e9},
+    "kl_target": {"kind": "float", "low": 0, "high": 1e9, "low_open": True},
+    "entropy_coeff": {"kind": "float", "low": 0, "high": 1e9},
+}
 
 
 def _mean_std_filter(env=None, spaces=None, device=None):
@@ -65,15 +78,6 @@ class PPOBaselineConfig(PPOConfig):
         """RLlib's PPO accepts a NaN learning rate or a negative clip and fails iterations later;
         these are checked first, naming the field."""
         validate_rllib_settings(self)
-        if self.evaluation_interval is not None:
-            check_integer(self, "evaluation_interval", 1, 10**6)
-        check_integer(self, "evaluation_duration", 1, 10**6)
-        check_number(self, "clip_param", 0, 1, low_open=True)
-        check_number(self, "vf_clip_param", 0, 1e9, low_open=True)
-        check_number(self, "lambda_", 0, 1)
-        check_number(self, "vf_loss_coeff", 0, 1e9)
-        check_number(self, "kl_coeff", 0, 1e9)
-        check_number(self, "kl_target", 0, 1e9, low_open=True)
-        if not isinstance(self.entropy_coeff, list):
-            check_number(self, "entropy_coeff", 0, 1e9)
+        schedule = isinstance(self.entropy_coeff, list)
+        check_ranges(self, {k: v for k, v in PPO_RANGES.items() if not (schedule and k == "entropy_coeff")})
         super().validate()

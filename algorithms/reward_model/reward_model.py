@@ -4,7 +4,7 @@ Implementation details
 1. Model: ``AutoModelForSequenceClassification`` with one output, initialised from the given causal
    LM (usually the SFT policy: InstructGPT's recipe) or any sequence-classification path; the score
    of a response is the output at the last real token of the chat-formatted conversation with the
-   response as the assistant's turn (``envs/llm/scorers.reward_model_text``, the text the rollout
+   response as the assistant's turn (``judges/reward_model.reward_model_text``, the text the rollout
    actors score).
 2. Loss: ``-log sigmoid(r(x, y_w) - r(x, y_l))`` averaged over pairs (Bradley-Terry).
 3. Reported: pair accuracy (``r(y_w) > r(y_l)``) on the held-out pairs and on the training pairs.
@@ -18,7 +18,7 @@ import time
 
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dict], int]:
-    from pairgrpo_rllib.envs.llm.scorers import reward_model_text
+    from pairgrpo_rllib.judges.reward_model import reward_model_text
 
     out, dropped = [], 0
     for row in rows:
@@ -80,18 +80,15 @@ def run_reward_model(spec: dict, report=None) -> dict:
 
     from pairgrpo_rllib.algorithms.common.hf_training import (
         job_dataset,
-        job_settings,
         save_atomically,
+        start_job,
         train_job,
     )
     from pairgrpo_rllib.envs.llm.data import load_preferences
-    from pairgrpo_rllib.envs.llm.models import load_tokenizer, torch_dtype
+    from pairgrpo_rllib.envs.llm.models import torch_dtype
 
-    s = job_settings(spec, "reward-model")
-    torch.set_num_threads(1)
-    start = time.monotonic()
+    s, tok, start = start_job(spec, "reward_model")
     m = s["model"]
-    tok = load_tokenizer(m["name_or_path"], trust_remote_code=m["trust_remote_code"], padding_side="right")
     # a fresh head (the reward model's score layer) is drawn from the job's seed, not from
     # whatever the process drew before: the same job gives the same model in any process
     set_seed(s["training"]["seed"])
@@ -120,9 +117,9 @@ def run_reward_model(spec: dict, report=None) -> dict:
                 loss = self.compute_loss(model, inputs)
             return loss.detach(), None, None
 
-    trainer, result = train_job(PairTrainer, s, model, train, evaluation, collate, "reward-model", report)
+    trainer, result = train_job(PairTrainer, s, model, train, evaluation, collate, "reward_model", report)
     summary = {
-        "job": "reward-model",
+        "job": "reward_model",
         "pairs": len(train),
         "pairs_dropped_too_long": dropped,
         "train_loss": result.training_loss,

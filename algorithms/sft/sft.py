@@ -54,23 +54,19 @@ def pad_collator(pad_id: int):
 
 def run_sft(spec: dict, report=None) -> dict:
     """Train; returns the summary (also written to ``output/pairgrpo_training.json``)."""
-    import torch
     from transformers import Trainer
 
     from pairgrpo_rllib.algorithms.common.hf_training import (
         job_dataset,
-        job_settings,
         save_atomically,
+        start_job,
         train_job,
     )
     from pairgrpo_rllib.envs.llm.data import load_sft
-    from pairgrpo_rllib.envs.llm.models import load_causal_lm, load_tokenizer
+    from pairgrpo_rllib.envs.llm.models import load_causal_lm
 
-    s = job_settings(spec, "sft")
-    torch.set_num_threads(1)
-    start = time.monotonic()
+    s, tok, start = start_job(spec, "sft")
     m = s["model"]
-    tok = load_tokenizer(m["name_or_path"], trust_remote_code=m["trust_remote_code"], padding_side="right")
     model = load_causal_lm(m["name_or_path"], dtype=m["dtype"], trust_remote_code=m["trust_remote_code"])
     max_len = s["training"]["max_length"]
 

@@ -16,10 +16,11 @@ otherwise :data:`PLAIN_TEMPLATE`, the HH-RLHF transcript form ``"\\n\\nHuman: ..
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
+
+from pairgrpo_rllib.core import names
 
 PAD, EOS, USER, ASSISTANT = "<|pad|>", "<|endoftext|>", "<|user|>", "<|assistant|>"
 TINY_CHAT_TEMPLATE = (
@@ -41,60 +42,6 @@ TINY_DEFAULTS = {
     "vocab_size": 512,
     "max_position_embeddings": 256,
 }
-DTYPES = ("float32", "bfloat16", "float16")
-# rl_module.model_config of an LLM policy (algorithms/common/lm_module.py)
-LM_MODEL_DEFAULTS = {
-    "name_or_path": None,
-    "dtype": "float32",
-    "trust_remote_code": False,
-    "temperature": 1.0,
-    "lora": None,  # {r, alpha, dropout, target_modules}: train LoRA adapters only (peft)
-}
-LORA_DEFAULTS = {
-    "r": 8,
-    "alpha": 16,
-    "dropout": 0.0,
-    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-}
-
-
-def lora_settings(spec) -> dict | None:
-    """``model_config.lora`` with defaults filled and every value checked (None: full fine-tuning)."""
-    import importlib.util
-
-    if spec is None:
-        return None
-    if spec is True:
-        spec = {}
-    if not isinstance(spec, dict):
-        raise ValueError(
-            f"model_config.lora={spec!r} is invalid: give {{r: 8, alpha: 16, target_modules: [...]}} or null"
-        )
-    unknown = set(spec) - set(LORA_DEFAULTS)
-    if unknown:
-        k = sorted(unknown)[0]
-        raise ValueError(
-            f"model_config.lora.{k}={spec[k]!r} is invalid: known keys {', '.join(LORA_DEFAULTS)}"
-        )
-    s = {**LORA_DEFAULTS, **spec}
-    if not isinstance(s["r"], int) or isinstance(s["r"], bool) or s["r"] < 1:
-        raise ValueError(f"model_config.lora.r={s['r']!r} is invalid: use a positive integer rank, e.g. 8")
-    if not isinstance(s["alpha"], int | float) or isinstance(s["alpha"], bool) or not s["alpha"] > 0:
-        raise ValueError(f"model_config.lora.alpha={s['alpha']!r} is invalid: use a positive number, e.g. 16")
-    if not isinstance(s["dropout"], int | float) or not 0 <= s["dropout"] < 1:
-        raise ValueError(f"model_config.lora.dropout={s['dropout']!r} is invalid: use a number in [0, 1)")
-    mods = s["target_modules"]
-    if not isinstance(mods, list) or not mods or not all(isinstance(m, str) and m for m in mods):
-        raise ValueError(
-            f"model_config.lora.target_modules={mods!r} is invalid: list module names, e.g. [q_proj, v_proj]"
-        )
-    if importlib.util.find_spec("peft") is None:
-        raise ValueError(
-            "model_config.lora is set but peft is not installed; install the llm extra (`pip install -e '.[llm]'`)"
-        )
-    return s
-
-
 def lm_spaces(vocab_size: int, max_prompt_tokens: int):
     """The (observation, action) spaces RLlib's plumbing asks for: prompt ids and one token."""
     import gymnasium as gym
@@ -104,27 +51,22 @@ def lm_spaces(vocab_size: int, max_prompt_tokens: int):
     return obs, gym.spaces.Discrete(vocab_size)
 
 
-_PROMISED: set[Path] = set()
+def promised_paths(paths) -> frozenset[Path]:
+    """``paths`` (strings or paths) as the checks compare them: absolute, ``~`` expanded."""
+    return frozenset(Path(p).expanduser().resolve() for p in paths)
 
 
-@contextlib.contextmanager
-def promised(paths):
-    """Paths that an earlier stage of the same run will create (an experiment's ``prepare``): the
-    checks before any work accept them as present."""
-    added = {Path(p).expanduser().resolve() for p in paths} - _PROMISED
-    _PROMISED.update(added)
-    try:
-        yield
-    finally:
-        _PROMISED.difference_update(added)
+def is_promised(path, promised=()) -> bool:
+    """True for a path that an earlier stage of the same run will create (an experiment's
+    ``prepare``; ``promised``: those paths, see ``app.prepare.promised_outputs``): the checks before
+    any work accept it as present."""
+    p = Path(path).expanduser().resolve()
+    return p in promised_paths(promised)
 
 
-def is_promised(path) -> bool:
-    return Path(path).expanduser().resolve() in _PROMISED
-
-
-def check_model_path(name_or_path: str, field: str = "model.name_or_path") -> None:
-    """Fail early, naming the field, when a local-looking path has no model in it.
+def check_model_path(name_or_path: str, field: str = "model.name_or_path", promised=()) -> None:
+    """Fail early, naming the field, when a local-looking path has no model in it (unless it is
+    ``promised``: made by an earlier stage of the same run).
 
     A string that is not an existing directory is taken as a hub name (``org/name``); with
     ``HF_HUB_OFFLINE=1`` (or no network) loading it fails inside ``from_pretrained``, whose error we
@@ -134,7 +76,7 @@ def check_model_path(name_or_path: str, field: str = "model.name_or_path") -> No
         raise ValueError(f"{field}={name_or_path!r} is invalid: give a local model directory or a hub name")
     p = Path(name_or_path).expanduser()
     looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") != 1
-    if looks_local and not (p / "config.json").is_file() and not is_promised(p):
+    if looks_local and not (p / "config.json").is_file() and not is_promised(p, promised):
         raise ValueError(
             f"{field}={name_or_path!r} is invalid: no config.json there; give a directory written by "
             "save_pretrained (e.g. `pairgrpo llm make-tiny DIR`) or a hub name like Qwen/Qwen2.5-0.5B-Instruct"
@@ -155,8 +97,8 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False, paddin
 def torch_dtype(name: str):
     import torch
 
-    if name not in DTYPES:
-        raise ValueError(f"model.dtype={name!r} is invalid: use one of {', '.join(DTYPES)}")
+    if name not in names.LLM_DTYPES:
+        raise ValueError(f"model.dtype={name!r} is invalid: use one of {', '.join(names.LLM_DTYPES)}")
     return getattr(torch, name)
 
 

@@ -18,7 +18,7 @@ and a resumed run (the driver's counter is in its checkpoint) continues with the
 
 Weights: RLlib's sync (learner -> object store -> ``set_state``) updates the module, or with
 ``weight_sync: collective`` learner 0's broadcast lands in it (``receive_weights``,
-``envs/llm/weight_sync.py``); the engine is then told to serve them (``Engine.load_weights``: nothing
+``envs/llm/weight_sync/``); the engine is then told to serve them (``Engine.load_weights``: nothing
 to do for the transformers engine, which generates with the module's own LM).
 """
 
@@ -34,54 +34,28 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, WEIGHTS_SEQ_
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.seeding import derive_seed
+from pairgrpo_rllib.envs.llm.data import load_preferences, load_prompts
+from pairgrpo_rllib.envs.llm.engines import TransformersEngine, left_pad
+from pairgrpo_rllib.envs.llm.models import format_prompt, lm_spaces, load_tokenizer
+from pairgrpo_rllib.envs.llm.weight_sync.collective import ActorEnd
+from pairgrpo_rllib.judges import build_judge
 
 
-class LLMGroupRunner(EnvRunner, Checkpointable):
+class LLMGroupRunner(ActorEnd, EnvRunner, Checkpointable):
     """Groups of G responses per prompt, from a causal LM policy (module docstring)."""
 
     def __init__(self, *, config, **kwargs):
         super().__init__(config=config, **kwargs)
-        from pairgrpo_rllib.envs.llm.data import load_prompts
-        from pairgrpo_rllib.envs.llm.models import format_prompt, lm_spaces, load_tokenizer
-        from pairgrpo_rllib.envs.llm.scorers import make_scorer
-        from pairgrpo_rllib.envs.llm.settings import llm_settings
-
         torch.set_num_threads(1)
-        self.settings = s = llm_settings(
-            self.config.env_config,
-            self.config.model_config,
-            needs_scorer=self.config.needs_scorer,
-        )
-        mc = s["model"]
-        self.tokenizer = load_tokenizer(mc["name_or_path"], trust_remote_code=mc["trust_remote_code"])
-        self.max_prompt_tokens = s["max_prompt_tokens"]
-        self.max_new_tokens = s["max_new_tokens"]
-
-        def encode(sources: list[dict] | None):
-            if sources is None:
-                return None, 0
-            kept, dropped = [], 0
-            for source in sources:
-                conversations = load_prompts(
-                    source["path"], split=source["split"], schema=source["schema"],
-                    limit=source["limit"], data_dir=source["data_dir"],
-                )  # fmt: skip
-                for messages in conversations:
-                    ids = self.tokenizer(format_prompt(self.tokenizer, messages), add_special_tokens=False)
-                    if len(ids["input_ids"]) > self.max_prompt_tokens:
-                        dropped += 1
-                    else:
-                        kept.append((messages, ids["input_ids"]))
-            if not kept:
-                raise ValueError(
-                    f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no prompt of "
-                    f"{', '.join(repr(src['path']) for src in sources)} fits; raise it"
-                )
-            return kept, dropped
-
-        self.prompts, self.prompts_dropped = encode(s["prompts"])
-        self.eval_prompts, _ = encode(s["eval_prompts"])
-        self.pairs = self._encode_pairs(s["pairs"]) if s["pairs"] is not None else None
+        self.settings = s = self.config.llm
+        if s is None:
+            raise ValueError("LLMGroupRunner needs a validated config (config.validate() builds config.llm)")
+        self.tokenizer = load_tokenizer(s.policy.name_or_path, trust_remote_code=s.policy.trust_remote_code)
+        self.max_prompt_tokens = s.max_prompt_tokens
+        self.max_new_tokens = s.max_new_tokens
+        self.prompts, self.prompts_dropped = self._encode_prompts(s.prompts)
+        self.eval_prompts, _ = self._encode_prompts(s.eval_prompts)
+        self.pairs = self._encode_pairs(s.pairs) if s.pairs is not None else None
         vocab = len(self.tokenizer)
         obs_space, act_space = lm_spaces(vocab, self.max_prompt_tokens)
         self._spaces = {
@@ -92,13 +66,9 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         self._weights_seq_no = 0
         self.make_module()
         self.engine = self._make_engine()
-        self.scorer = make_scorer(s["scorer"]) if s["scorer"] is not None else None
+        self.scorer = build_judge(s.scorer) if s.scorer is not None else None
         self.eval_scorer = (
-            self.scorer
-            if s["eval_scorer"] == s["scorer"]
-            else make_scorer(s["eval_scorer"])
-            if s["eval_scorer"]
-            else None
+            self.scorer if s.eval_scorer == s.scorer else build_judge(s.eval_scorer) if s.eval_scorer else None
         )
         self._orders: dict[str, tuple[int, np.ndarray]] = {}  # purpose -> (pass, permutation)
 
@@ -149,47 +119,6 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
             self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
 
-    # ---- weight_sync: collective (envs/llm/weight_sync.py) ----------------------------------------
-    def weight_layout_problem(self, learner_layout) -> str | None:
-        """None when this actor's trained tensors (names, shapes, dtypes) equal the learner's, else
-        the mismatch in words (returned, not raised: RLlib would count a raise as a dead actor)."""
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        try:
-            W.check_layout(
-                W.layout(self.module.trained_parameters()),
-                learner_layout,
-                f"rollout actor {self.worker_index}",
-            )
-        except ValueError as exc:
-            return str(exc)
-        return None
-
-    def join_weight_group(
-        self, host: str, port: int, rank: int, world: int, backend: str, timeout_s: float, epoch: int
-    ):
-        """Join the learner-0-plus-actors process group (envs/llm/weight_sync.py) as ``rank``."""
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        self._weight_group = None  # an old group (if any) is dropped before the new one forms
-        self._weight_group = W.WeightGroup(host, port, rank, world, backend, timeout_s, epoch)
-        return rank
-
-    def weight_group_epoch(self) -> int | None:
-        group = getattr(self, "_weight_group", None)
-        return None if group is None else group.epoch
-
-    def receive_weights(self) -> float:
-        """Receive learner 0's broadcast into the module, then serve it; returns the seconds taken."""
-        import time
-
-        from pairgrpo_rllib.envs.llm import weight_sync as W
-
-        clock = time.perf_counter()
-        W.receive(self._weight_group, self.module.trained_parameters())
-        self.engine.load_weights(self.module.merged_state_dict())
-        return time.perf_counter() - clock
-
     def get_ctor_args_and_kwargs(self):
         return (), {"config": self.config}
 
@@ -203,26 +132,21 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
 
     # ---- sampling --------------------------------------------------------------------------------
     def _make_engine(self):
-        from pairgrpo_rllib.envs.llm.engines import TransformersEngine
-
         s = self.settings
-        if s["engine"] == "vllm":
-            from pairgrpo_rllib.envs.llm.vllm_engine import VLLMEngine
+        if s.engine == "vllm":
+            from pairgrpo_rllib.envs.llm.vllm_engine import VLLMEngine  # vllm: imported only when asked for
 
             return VLLMEngine(
-                s["model"]["name_or_path"],
+                s.policy.name_or_path,
                 self.tokenizer,
-                temperature=s["model"]["temperature"],
+                temperature=s.policy.temperature,
                 max_new_tokens=self.max_new_tokens,
-                max_model_len=self.max_prompt_tokens + self.max_new_tokens,
+                max_model_len=s.max_model_len,
                 seed=derive_seed(self.config.seed, self.config.sample_seed, "vllm", self.worker_index),
-                dtype=s["model"]["dtype"],
+                dtype=s.policy.dtype,
             )
         return TransformersEngine(
-            self.module.lm,
-            self.tokenizer,
-            temperature=s["model"]["temperature"],
-            max_new_tokens=self.max_new_tokens,
+            self.module.lm, self.tokenizer, temperature=s.policy.temperature, max_new_tokens=self.max_new_tokens
         )
 
     def prompt_index(self, k: int) -> int:
@@ -238,18 +162,32 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
             cached = self._orders[purpose] = (epoch, np.random.default_rng(seed).permutation(n))
         return int(cached[1][k % n])
 
+    def _encode_prompts(self, sources) -> tuple[list[tuple[list[dict], list[int]]] | None, int]:
+        """``(messages, prompt ids)`` of every prompt that fits ``max_prompt_tokens``, and how many
+        did not (dropped)."""
+        if sources is None:
+            return None, 0
+        kept, dropped = [], 0
+        for source in sources:
+            for messages in load_prompts(source.path, **source.load_kwargs()):
+                ids = self.tokenizer(format_prompt(self.tokenizer, messages), add_special_tokens=False)
+                if len(ids["input_ids"]) > self.max_prompt_tokens:
+                    dropped += 1
+                else:
+                    kept.append((messages, ids["input_ids"]))
+        if not kept:
+            raise ValueError(
+                f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no prompt of "
+                f"{', '.join(repr(src.path) for src in sources)} fits; raise it"
+            )
+        return kept, dropped
+
     def _encode_pairs(self, sources: list[dict]) -> list[tuple]:
         """Dataset pairs as ``(messages, prompt ids, chosen ids, rejected ids)``; responses end with
         EOS and are cut at ``max_new_tokens`` (counted); pairs whose prompt does not fit are dropped."""
-        from pairgrpo_rllib.envs.llm.data import load_preferences
-        from pairgrpo_rllib.envs.llm.models import format_prompt
-
         rows = []
         for source in sources:
-            rows += load_preferences(
-                source["path"], split=source["split"], schema=source["schema"],
-                limit=source["limit"], data_dir=source["data_dir"], seed=self.config.seed or 0,
-            )  # fmt: skip
+            rows += load_preferences(source.path, **source.load_kwargs(), seed=self.config.seed or 0)
         tok, out = self.tokenizer, []
         self.pairs_dropped = self.responses_cut = 0
         for r in rows:
@@ -266,15 +204,13 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         if not out:
             raise ValueError(
                 f"env_config.max_prompt_tokens={self.max_prompt_tokens} is invalid: no pair of "
-                f"{', '.join(repr(src['path']) for src in sources)} fits; raise it"
+                f"{', '.join(repr(src.path) for src in sources)} fits; raise it"
             )
         return out
 
     def sample_pairs(self, num_pairs: int, first: int = 0) -> dict:
         """Dataset pairs ``first .. first + num_pairs - 1`` of the run as a group batch with G = 2
         (member 0 chosen, member 1 rejected; ``action_logp`` 0: offline data has no sampler)."""
-        from pairgrpo_rllib.envs.llm.engines import left_pad
-
         if not self.pairs:
             raise ValueError("env_config.pairs is not set; DPO and ORPO need the dataset's pairs")
         chosen = [
@@ -305,8 +241,6 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         return out
 
     def _generate(self, chosen: list[tuple[list[dict], list[int]]], seeds: list[int], greedy: bool, n: int):
-        from pairgrpo_rllib.envs.llm.engines import left_pad
-
         ids, mask = left_pad([c[1] for c in chosen], self.max_prompt_tokens, self.tokenizer.pad_token_id)
         return ids, mask, self.engine.generate(ids, mask, n, seeds=seeds, greedy=greedy)
 
@@ -323,7 +257,7 @@ class LLMGroupRunner(EnvRunner, Checkpointable):
         seeds = [derive_seed(self.config.seed, self.config.sample_seed, "generation", k) for k in ks]
         ids, mask, gen = self._generate(prompts, seeds, False, g)
         labels = None
-        if hasattr(self.scorer, "labels"):  # a pairwise scorer: labels; the score is the win rate
+        if self.scorer.pairwise:  # a pairwise judge: labels; the score is the win rate
             generator = torch.Generator().manual_seed(
                 derive_seed(self.config.seed, self.config.sample_seed, "pair labels", first, num_groups)
             )

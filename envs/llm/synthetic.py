@@ -213,6 +213,12 @@ def best_response(prompt: str, rng: random.Random) -> str:
     return max(cands, key=lambda r: (truth_reward(prompt, r), -len(r)))
 
 
+# The Bradley-Terry temperature of the datasets' labels, i.e. their label noise (truths 1 apart are
+# labelled right with P = sigmoid(4) = 0.98). Ours, no paper value; the ``annotator`` judge defaults
+# to it so that its online labels carry the same noise as the datasets'.
+LABEL_TEMPERATURE = 0.25
+
+
 def label_pair(prompt: str, a: str, b: str, rng: random.Random, temperature: float) -> tuple[str, str]:
     """(chosen, rejected) by a Bradley-Terry annotator on the truth: P(a preferred) =
     sigmoid((r_a - r_b) / temperature); ties broken at random. The label noise of the datasets."""
@@ -221,7 +227,7 @@ def label_pair(prompt: str, a: str, b: str, rng: random.Random, temperature: flo
     return (a, b) if rng.random() < p else (b, a)
 
 
-def make_split(n: int, seed: int, temperature: float = 0.25) -> list[dict]:
+def make_split(n: int, seed: int, temperature: float = LABEL_TEMPERATURE) -> list[dict]:
     """``n`` records ``{prompt, kind, chosen, rejected, best, candidates}`` (kinds in equal shares)."""
     rng = random.Random(seed)
     rows = []

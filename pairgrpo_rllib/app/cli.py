@@ -99,6 +99,7 @@ _seed = _int_in(0, 2**31 - 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pairgrpo_rllib.algorithms.stages import CLI_NAMES, STAGES, cli_name
     from pairgrpo_rllib.core.names import THEORY_ALGORITHMS as ALGORITHMS
     from pairgrpo_rllib.core.names import THEORY_MODES as MODES
 
@@ -228,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval EXP_DIR: win rates and Likert ratings of every trial's final policy (the run's evaluate "
         "section, or --config's) (docs/llm.md).",
     )
-    llm.add_argument("action", choices=["make-tiny", "make-task", "sft", "reward-model", "eval"])
+    llm.add_argument("action", choices=[*CLI_NAMES, "eval"])
     llm.add_argument(
         "target",
         help="a new directory (make-tiny, make-task), a job YAML (sft, reward-model) or an experiment "
@@ -239,9 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="eval: the experiment YAML whose evaluate section to use (default: the run's saved one)",
     )
-    llm.add_argument("--seed", type=_seed, default=0, help="make-tiny / make-task: the seed (default 0)")
-    llm.add_argument("--train", type=_int_in(3, 10_000_000), default=3000, help="make-task: training rows")
-    llm.add_argument("--test", type=_int_in(3, 10_000_000), default=300, help="make-task: held-out rows")
+    takers: dict[str, list[str]] = {}  # a directory stage's option -> the stages that take it
+    for stage, st in STAGES.items():
+        for k in st.options:
+            takers.setdefault(k, []).append(cli_name(stage))
+    for k, users in takers.items():
+        f = STAGES[CLI_NAMES[users[0]]].options[k]
+        llm.add_argument(
+            f"--{k}",
+            type=_int_in(f.low, f.high),
+            default=f.default,
+            help=f"{' / '.join(users)}: {f.meaning} (default {f.default})",
+        )
     llm.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="sft / reward-model: override"
     )
@@ -250,45 +260,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """A preparation stage (``algorithms.stages``, by its command-line name) or ``eval``."""
     from pathlib import Path
 
+    from pairgrpo_rllib.algorithms import stages as S
+
+    if args.action == "eval":
+        return _cmd_llm_eval(args, parser)
+    stage = S.CLI_NAMES[args.action]
     try:
-        if args.action == "make-tiny":
-            from pairgrpo_rllib.envs.llm.models import make_tiny
-
-            out = make_tiny(args.target, seed=args.seed)
-            print(f"[llm] tiny model and tokenizer written to {out}")
-            return 0
-        if args.action == "make-task":
-            from pairgrpo_rllib.envs.llm.synthetic import write_task
-
+        if not S.STAGES[stage].job:
             target = Path(args.target)
             if target.exists() and any(target.iterdir()):
                 parser.error(
                     f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory"
                 )
-            files = write_task(target, n_train=args.train, n_test=args.test, seed=args.seed)
-            print(
-                f"[llm] synthetic task written to {target}: {', '.join(sorted(Path(f).name for f in files.values()))}"
-            )
+            options = {k: getattr(args, k) for k in S.STAGES[stage].options}
+            S.run(stage, (args.target, S.check_options(stage, options, args.action)))
+            print(f"[llm] {S.STAGES[stage].made} written to {target}")
             return 0
-        if args.action == "eval":
-            return _cmd_llm_eval(args, parser)
         from pairgrpo_rllib.app import experiment as X
 
         spec = X.read(Path(args.target))
         for item in args.set:
             X.apply_override(spec, item)
-        if args.action == "sft":
-            from pairgrpo_rllib.algorithms.common.hf_training import job_settings
-            from pairgrpo_rllib.algorithms.sft.sft import run_sft as run
-        else:
-            from pairgrpo_rllib.algorithms.common.hf_training import job_settings
-            from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model as run
-        job_settings(spec, args.action)  # every value checked before a model loads
+        S.check_job(stage, spec)  # every value checked before a model loads
     except (ValueError, OSError) as exc:
         parser.error(str(exc).splitlines()[0])
-    summary = run(spec)
+    summary = S.run(stage, spec)
     shown = {k: v for k, v in summary.items() if k != "settings"}
     print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
     print(f"[llm] model written to {summary['settings']['output']}")

@@ -28,7 +28,6 @@ A comparison and its quick version then differ exactly in the keys the quick one
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import logging
 import math
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from pairgrpo_rllib.app import safe_yaml
 from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.checks import suggest as _suggest
 
 TOP_LEVEL = {
     "name",
@@ -78,11 +78,6 @@ MAX_SEED = 2**31 - 1
 
 class ExperimentError(ValueError):
     """A bad experiment file or override; the message names the field, the value and the fix."""
-
-
-def _suggest(word: str, options) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> dict:
@@ -298,29 +293,32 @@ def check(spec: dict) -> None:
     rllib_logger = logging.getLogger("ray.rllib")
     level = rllib_logger.level
     rllib_logger.setLevel(logging.ERROR)
+    from pairgrpo_rllib.algorithms.registry import is_group_algorithm
     from pairgrpo_rllib.app.prepare import promised_outputs
-    from pairgrpo_rllib.envs.llm.models import promised
+    from pairgrpo_rllib.envs.llm.models import promised_paths
 
+    made = promised_paths(promised_outputs(stages))  # what the prepare stages write counts as present
     try:
-        with promised(promised_outputs(stages)):
-            if spec.get("evaluate") is not None:
-                from pairgrpo_rllib.app import llm_eval
+        if spec.get("evaluate") is not None:
+            from pairgrpo_rllib.app import llm_eval
 
-                if env != names.LLM_ENV:
-                    raise ExperimentError(
-                        f"evaluate: the LLM evaluation needs an LLM run (environment.env: {names.LLM_ENV}), not {env}"
-                    )
+            if env != names.LLM_ENV:
+                raise ExperimentError(
+                    f"evaluate: the LLM evaluation needs an LLM run (environment.env: {names.LLM_ENV}), not {env}"
+                )
+            try:
+                llm_eval.settings(spec["evaluate"], spec, promised=made)
+            except ValueError as exc:
+                raise ExperimentError(_one_line(exc)) from None
+        for a in algos:
+            for variant in _search_variants(sections_for(spec, a)):
+                cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)
+                if is_group_algorithm(a):
+                    cfg.promised_paths = made
                 try:
-                    llm_eval.settings(spec["evaluate"], spec)
-                except ValueError as exc:
-                    raise ExperimentError(_one_line(exc)) from None
-            for a in algos:
-                for variant in _search_variants(sections_for(spec, a)):
-                    cfg = build_config(variant, a, seed=seeds[0], resolve_search=True)
-                    try:
-                        cfg.validate()
-                    except (ValueError, TypeError) as exc:
-                        raise ExperimentError(f"{a}: {_one_line(exc)}") from None
+                    cfg.validate()
+                except (ValueError, TypeError) as exc:
+                    raise ExperimentError(f"{a}: {_one_line(exc)}") from None
     finally:
         rllib_logger.setLevel(level)
 
@@ -462,12 +460,14 @@ def to_tune(value):
 
 
 def sections_for(spec: dict, algo: str) -> dict[str, dict]:
-    """The builder sections for one algorithm: shared sections merged with ``per_algorithm``."""
+    """The builder sections for one algorithm: ``per_algorithm`` merged into the shared sections key by
+    key (``per_algorithm: {GRPO: {environment: {env_config: {engine: vllm}}}}`` changes the engine
+    and keeps the rest of the shared ``env_config``)."""
     out = {s: copy.deepcopy(spec.get(s) or {}) for s in SECTIONS}
     for s, kv in ((spec.get("per_algorithm") or {}).get(algo) or {}).items():
         if s not in SECTIONS:
             raise ExperimentError(f"per_algorithm.{algo}.{s} is not a builder section{_suggest(s, SECTIONS)}")
-        out[s].update(kv or {})
+        out[s] = merge(out[s], kv or {})
     return out
 
 

@@ -1,6 +1,7 @@
 """``evaluate:`` of an LLM experiment, and ``pairgrpo llm eval EXP_DIR``: every trial's final policy
-against a baseline, by every configured judge, as Ray tasks (``envs/llm/evaluation.py`` has the
-definitions: both presentation orders, ties half, bootstrap intervals over prompts).
+against a baseline, by every configured judge, as Ray tasks (``pairgrpo_rllib/evaluation`` has the
+definitions: both presentation orders, ties half, bootstrap intervals over prompts; the judges are
+``pairgrpo_rllib/judges``).
 
 .. code-block:: yaml
 
@@ -26,6 +27,7 @@ across seeds); ``pairgrpo report`` adds the tables to ``report.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -33,7 +35,10 @@ import sys
 import time
 from pathlib import Path
 
+from pairgrpo_rllib.core.checks import fail
+from pairgrpo_rllib.core.defaults import LLM_FIELDS, LM_FIELDS
 from pairgrpo_rllib.core.seeding import derive_seed
+from pairgrpo_rllib.envs.llm.settings import policy_settings
 
 RESULT_FILE = "llm_eval.json"
 TABLES_FILE = "llm_eval.md"
@@ -42,28 +47,25 @@ SOURCE_KEYS = ("path", "split", "schema", "limit", "data_dir", "subset")
 SOURCE_DEFAULTS = {"split": "train", "schema": None, "limit": None, "data_dir": None}
 
 
-class EvalConfigError(ValueError):
-    """A bad ``evaluate`` section: the field, the value and the fix."""
-
-
-def _fail(field: str, value, fix: str):
-    raise EvalConfigError(f"{field}={value!r} is invalid: {fix}")
-
-
-def settings(section, spec: dict) -> dict:
-    """The ``evaluate`` section checked and filled (no model is loaded; paths may be promised by
-    ``prepare``)."""
-    from pairgrpo_rllib.envs.llm import evaluation as E
+def settings(section, spec: dict, promised=()) -> dict:
+    """The ``evaluate`` section checked and filled (no model is loaded). ``promised``: model paths
+    an earlier ``prepare`` stage of the same experiment will write, accepted as present."""
+    from pairgrpo_rllib.core.names import LLM_ENGINES
     from pairgrpo_rllib.envs.llm.models import check_model_path
+    from pairgrpo_rllib.evaluation import SUBSETS
+    from pairgrpo_rllib.judges import judge_spec
 
     if not isinstance(section, dict):
-        _fail("evaluate", section, "give a mapping: {prompts: [...], judges: [{kind: truth}], ...}")
+        fail("evaluate", section, "give a mapping: {prompts: [...], judges: [{kind: truth}], ...}")
     unknown = set(section) - set(KEYS)
     if unknown:
         k = sorted(unknown)[0]
-        _fail(f"evaluate.{k}", section[k], f"known keys: {', '.join(KEYS)}")
+        fail(f"evaluate.{k}", section[k], f"known keys: {', '.join(KEYS)}")
     env_config = (spec.get("environment") or {}).get("env_config") or {}
     model_config = (spec.get("rl_module") or {}).get("model_config") or {}
+    # the run's policy and lengths, with the run's defaults (core.defaults: one table)
+    policy = policy_settings(model_config, promised) if model_config.get("name_or_path") else None
+    run_new, run_prompt = (env_config.get(k, LLM_FIELDS[k].default) for k in ("max_new_tokens", "max_prompt_tokens"))
     s = {
         "prompts": section.get("prompts"),
         "baseline": section.get("baseline", "start"),
@@ -71,19 +73,19 @@ def settings(section, spec: dict) -> dict:
         "judges": section.get("judges", [{"kind": "truth"}]),
         "likert": section.get("likert", ["truth"]),
         "engine": section.get("engine", "transformers"),
-        "max_new_tokens": section.get("max_new_tokens") or env_config.get("max_new_tokens", 32),
-        "max_prompt_tokens": env_config.get("max_prompt_tokens", 64),
+        "max_new_tokens": section.get("max_new_tokens", run_new),
+        "max_prompt_tokens": run_prompt,
         "seed": section.get("seed", 0),
         "num_gpus": section.get("num_gpus", 0),
-        "model": model_config.get("name_or_path"),
-        "dtype": model_config.get("dtype", "float32"),
-        "temperature": model_config.get("temperature", 1.0),
+        "model": policy and policy.name_or_path,
+        "dtype": policy.dtype if policy else LM_FIELDS["dtype"].default,
+        "temperature": policy.temperature if policy else LM_FIELDS["temperature"].default,
     }
     prompts = s["prompts"]
     if isinstance(prompts, dict):
         prompts = [prompts]
     if not isinstance(prompts, list) or not prompts:
-        _fail(
+        fail(
             "evaluate.prompts",
             s["prompts"],
             "give held-out prompt sources tagged with their subset: [{path: ..., subset: helpful}, ...]",
@@ -91,23 +93,23 @@ def settings(section, spec: dict) -> dict:
     for i, src in enumerate(prompts):
         where = f"evaluate.prompts[{i}]"
         if not isinstance(src, dict) or "path" not in src:
-            _fail(where, src, "give {path: <hub name or file>, subset: helpful|harmless}")
+            fail(where, src, "give {path: <hub name or file>, subset: helpful|harmless}")
         bad = set(src) - set(SOURCE_KEYS)
         if bad:
             k = sorted(bad)[0]
-            _fail(f"{where}.{k}", src[k], f"known keys: {', '.join(SOURCE_KEYS)}")
-        if src.get("subset", "helpful") not in E.SUBSETS:
-            _fail(f"{where}.subset", src.get("subset"), f"use one of {', '.join(E.SUBSETS)}")
+            fail(f"{where}.{k}", src[k], f"known keys: {', '.join(SOURCE_KEYS)}")
+        if src.get("subset", "helpful") not in SUBSETS:
+            fail(f"{where}.subset", src.get("subset"), f"use one of {', '.join(SUBSETS)}")
     s["prompts"] = [{**SOURCE_DEFAULTS, "subset": "helpful", **p} for p in prompts]
     b = s["baseline"]
     if b == "start":
         if not s["model"]:
-            _fail(
+            fail(
                 "evaluate.baseline", b, "the run names no rl_module.model_config.name_or_path to start from"
             )
         s["baseline"] = {"kind": "policy", "path": s["model"]}
     elif isinstance(b, dict) and set(b) == {"path"}:
-        check_model_path(str(b["path"]), "evaluate.baseline.path")
+        check_model_path(str(b["path"]), "evaluate.baseline.path", promised)
         s["baseline"] = {"kind": "policy", "path": str(b["path"])}
     elif (
         isinstance(b, dict)
@@ -120,54 +122,39 @@ def settings(section, spec: dict) -> dict:
             "source": dict(SOURCE_DEFAULTS, **b["chosen"]),
         }
     else:
-        _fail(
+        fail(
             "evaluate.baseline",
             b,
             "use start (the run's initial policy), {path: <model>} or {chosen: {path: <preference pairs>}}",
         )
     n = s["samples"]
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
-        _fail("evaluate.samples", n, "responses per prompt: an integer in [1, 64]")
-    if s["engine"] not in ("transformers", "vllm"):
-        _fail("evaluate.engine", s["engine"], "use transformers or vllm")
+        fail("evaluate.samples", n, "responses per prompt: an integer in [1, 64]")
+    if s["engine"] not in LLM_ENGINES:
+        fail("evaluate.engine", s["engine"], f"use one of {', '.join(LLM_ENGINES)}")
     t = s["max_new_tokens"]
     if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1 << 20:
-        _fail("evaluate.max_new_tokens", t, "a positive integer (tokens per response)")
+        fail("evaluate.max_new_tokens", t, "a positive integer (tokens per response)")
     if isinstance(s["seed"], bool) or not isinstance(s["seed"], int) or s["seed"] < 0:
-        _fail("evaluate.seed", s["seed"], "a non-negative integer")
+        fail("evaluate.seed", s["seed"], "a non-negative integer")
     g = s["num_gpus"]
     if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g <= 8:
-        _fail("evaluate.num_gpus", g, "GPUs per evaluation task: a number in [0, 8] (0 on CPU)")
+        fail("evaluate.num_gpus", g, "GPUs per evaluation task: a number in [0, 8] (0 on CPU)")
     judges = s["judges"]
     if not isinstance(judges, list) or not judges:
-        _fail("evaluate.judges", judges, "give a list, e.g. [{kind: truth}, {kind: reward_model, path: ...}]")
-    s["judges"] = [_judge_spec(f"evaluate.judges[{i}]", j, E.JUDGE_KINDS) for i, j in enumerate(judges)]
+        fail("evaluate.judges", judges, "give a list, e.g. [{kind: truth}, {kind: reward_model, path: ...}]")
+    s["judges"] = [
+        judge_spec(f"evaluate.judges[{i}]", j, purpose="eval", promised=promised)
+        for i, j in enumerate(judges)
+    ]
     likert = s["likert"] or []
     if not isinstance(likert, list):
-        _fail("evaluate.likert", likert, "give a list: [truth] or [{kind: generative, path: ...}]")
+        fail("evaluate.likert", likert, "give a list: [truth] or [{kind: generative, path: ...}]")
     s["likert"] = [
-        _judge_spec(f"evaluate.likert[{i}]", {"kind": j} if isinstance(j, str) else j, E.LIKERT_KINDS)
+        judge_spec(f"evaluate.likert[{i}]", j, purpose="likert", promised=promised)
         for i, j in enumerate(likert)
     ]
     return s
-
-
-def _judge_spec(where: str, j, kinds) -> dict:
-    from pairgrpo_rllib.envs.llm.models import check_model_path
-
-    if not isinstance(j, dict) or j.get("kind") not in kinds:
-        _fail(f"{where}.kind", j.get("kind") if isinstance(j, dict) else j, f"use one of {', '.join(kinds)}")
-    bad = set(j) - {"kind", "path", "engine", "dtype"}
-    if bad:
-        k = sorted(bad)[0]
-        _fail(f"{where}.{k}", j[k], "known keys: kind, path, engine, dtype")
-    if j["kind"] != "truth":
-        if not j.get("path"):
-            _fail(f"{where}.path", j.get("path"), "give the model's hub name or directory")
-        check_model_path(str(j["path"]), f"{where}.path")
-    if j.get("engine", "transformers") not in ("transformers", "vllm"):
-        _fail(f"{where}.engine", j.get("engine"), "use transformers or vllm")
-    return dict(j)
 
 
 # ---- one trial (a Ray task) ------------------------------------------------------------------------------
@@ -212,7 +199,7 @@ def policy_state(trial_dir: Path) -> tuple[dict, str]:
 
 
 def responses(s: dict, prompts, seed: int, state_dict=None, path: str | None = None) -> list[list[str]]:
-    from pairgrpo_rllib.envs.llm.evaluation import sample_responses
+    from pairgrpo_rllib.evaluation import sample_responses
 
     return sample_responses(
         path or s["model"],
@@ -230,16 +217,17 @@ def responses(s: dict, prompts, seed: int, state_dict=None, path: str | None = N
 
 def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
     """Likert ratings by every rater, and the truth reward where the truth is a judge or rater."""
-    from pairgrpo_rllib.envs.llm import evaluation as E
+    from pairgrpo_rllib.evaluation import likert_means
+    from pairgrpo_rllib.judges import build_judge
 
     out = {"likert": {}}
     for spec in s["likert"]:
-        rater = "truth" if spec["kind"] == "truth" else E.make_judge(spec)
+        rater = build_judge(spec)
         try:
-            out["likert"][E.judge_name(spec)] = E.likert_means(rater, prompts, responses_, seed=seed)
+            out["likert"][spec.name] = likert_means(rater, prompts, responses_, seed=seed)
         finally:
-            getattr(rater, "stop", lambda: None)()
-    if any(spec["kind"] == "truth" for spec in s["judges"] + s["likert"]):
+            rater.stop()
+    if any(spec.kind == "truth" for spec in s["judges"] + s["likert"]):
         from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 
         vals = [
@@ -252,22 +240,18 @@ def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
 
 def judge_all(s: dict, prompts, subsets, policy, baseline, seed: int) -> dict:
     """Win rates by every judge, then :func:`ratings` of the policy."""
-    from pairgrpo_rllib.envs.llm import evaluation as E
+    from pairgrpo_rllib.evaluation import win_rates
+    from pairgrpo_rllib.judges import build_judge
 
     out = {"win_rates": {}, "judge_answers": {}}
     for spec in s["judges"]:
-        judge = E.make_judge(spec)
+        judge = build_judge(spec)
         try:
-            out["win_rates"][E.judge_name(spec)] = E.win_rates(
-                judge, prompts, subsets, policy, baseline, seed=seed
-            )
-            if spec["kind"] == "generative":
-                out["judge_answers"][E.judge_name(spec)] = {
-                    "answers": judge.answers,
-                    "unparsable": judge.unparsable,
-                }
+            out["win_rates"][spec.name] = win_rates(judge, prompts, subsets, policy, baseline, seed=seed)
+            if judge.answers:  # a judge that writes answers: how many could be read
+                out["judge_answers"][spec.name] = {"answers": judge.answers, "unparsable": judge.unparsable}
         finally:
-            getattr(judge, "stop", lambda: None)()
+            judge.stop()
     out.update(ratings(s, prompts, policy, seed))
     return out
 
@@ -386,9 +370,14 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
     return out
 
 
+def _plain(obj):
+    """JSON for what the settings hold besides plain data: judge specs as their fields."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else str(obj)
+
+
 def _write_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
     tmp.replace(path)
 
 
@@ -399,7 +388,7 @@ def render(data: dict, trials: list[dict] | None) -> str:
     the Hard-Pair ablation."""
     from pairgrpo_rllib.app.report import mean_ci
     from pairgrpo_rllib.core import names
-    from pairgrpo_rllib.envs.llm.evaluation import ASPECTS, RATES
+    from pairgrpo_rllib.evaluation import ASPECTS, RATES
 
     rows = data["trials"]
     by_label: dict[str, list[dict]] = {}

@@ -11,8 +11,8 @@
 Stages run in order, in the driver process, before Ray starts; a stage whose output already exists is
 skipped (so a rerun, a ``--resume`` or a second experiment on the same data reuses it). Every stage is
 checked before the first one runs: a later stage may name an earlier stage's output, which counts as
-present (``envs.llm.models.promised``). On a multi-node cluster the outputs must lie on storage every
-node reads (docs/llm.md).
+present (:func:`promised_outputs`). On a multi-node cluster the outputs must lie on storage every
+node reads (docs/llm.md). What each stage runs, its options and its outputs: ``algorithms.stages``.
 """
 
 from __future__ import annotations
@@ -21,29 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("make_tiny", "make_task", "sft", "reward_model")
-TASK_FILES = (
-    "hh_rlhf_train.jsonl",
-    "hh_rlhf_test.jsonl",
-    "ultrafeedback_binarized_train_prefs.jsonl",
-    "ultrafeedback_binarized_test_prefs.jsonl",
-    "ultrafeedback_train.jsonl",
-    "ultrafeedback_test.jsonl",
-    "sft_train.jsonl",
-    "sft_test.jsonl",
-    "eval_prompts.jsonl",
-    "eval_helpful.jsonl",
-    "eval_harmless.jsonl",
-)
-OPTIONS = {"make_tiny": {"seed"}, "make_task": {"seed", "train", "test"}, "sft": set(), "reward_model": set()}
+from pairgrpo_rllib.algorithms import stages as S
+from pairgrpo_rllib.core.checks import fail, suggest
 
 
 class PrepareError(ValueError):
     """A bad ``prepare`` section: one line naming the stage, the field and the fix."""
-
-
-def _fail(where: str, value, fix: str):
-    raise PrepareError(f"{where}={value!r} is invalid: {fix}")
 
 
 def normalize(section, base_dir: Path) -> list[dict]:
@@ -53,52 +36,49 @@ def normalize(section, base_dir: Path) -> list[dict]:
     if section is None:
         return []
     if not isinstance(section, list):
-        _fail(
+        fail(
             "prepare",
             section,
             "give a list of stages, e.g. [{make_tiny: results/llm/tiny}, {sft: jobs/llm_sft.yaml}]",
+            PrepareError,
         )
     stages = []
     for i, item in enumerate(section):
         where = f"prepare[{i}]"
-        keys = [k for k in (item if isinstance(item, dict) else {}) if k in STAGES]
+        keys = [k for k in (item if isinstance(item, dict) else {}) if k in S.STAGES]
         if not isinstance(item, dict) or len(keys) != 1:
-            _fail(where, item, f"each stage is a mapping with exactly one of {', '.join(STAGES)}")
+            unknown = [k for k in (item if isinstance(item, dict) else {}) if k not in S.OPTION_NAMES]
+            hint = suggest(unknown[0], S.STAGES) if unknown and not keys else ""
+            fail(
+                where,
+                item,
+                f"each stage is a mapping with exactly one of {', '.join(S.STAGES)}{hint}",
+                PrepareError,
+            )
         stage = keys[0]
-        extra = set(item) - {stage} - OPTIONS[stage]
-        if extra:
-            k = sorted(extra)[0]
-            _fail(
-                f"{where}.{k}",
-                item[k],
-                f"{stage} takes {', '.join(sorted(OPTIONS[stage])) or 'no other key'}",
-            )
+        options = {k: v for k, v in item.items() if k != stage}
+        S.check_options(stage, options, where, PrepareError)
         value = item[stage]
-        if stage in ("make_tiny", "make_task"):
+        if not S.STAGES[stage].job:
             if not isinstance(value, str) or not value:
-                _fail(f"{where}.{stage}", value, "give the directory to write")
-            stages.append(
-                {
-                    "stage": stage,
-                    "output": value,
-                    "options": {k: item[k] for k in OPTIONS[stage] if k in item},
-                }
-            )
+                fail(f"{where}.{stage}", value, "give the directory to write", PrepareError)
+            stages.append({"stage": stage, "output": value, "options": options})
             continue
         if isinstance(value, str):
             path = (base_dir / value) if not Path(value).is_absolute() else Path(value)
             if not path.is_file():
-                _fail(
+                fail(
                     f"{where}.{stage}",
                     value,
                     f"no such job file ({path}); give a path relative to the experiment YAML",
+                    PrepareError,
                 )
             try:
                 value = safe_yaml.load_file(path)
             except safe_yaml.YAMLInputError as exc:
                 raise PrepareError(f"{where}.{stage}: {exc}") from None
         if not isinstance(value, dict):
-            _fail(f"{where}.{stage}", value, "give a job file or an inline job mapping")
+            fail(f"{where}.{stage}", value, "give a job file or an inline job mapping", PrepareError)
         stages.append({"stage": stage, "output": value.get("output"), "spec": value})
     return stages
 
@@ -167,81 +147,41 @@ def absolute_paths(spec: dict) -> None:
 
 
 def promised_outputs(stages: list[dict]) -> list[str]:
-    out = []
-    for st in stages:
-        if not isinstance(st.get("output"), str):
-            continue
-        out.append(st["output"])
-        if st["stage"] == "make_task":
-            out += [str(Path(st["output"]) / f) for f in TASK_FILES]
-    return out
+    """Every path the stages write (their outputs and the files under them)."""
+    return [
+        p for st in stages if isinstance(st.get("output"), str) for p in S.outputs(st["stage"], st["output"])
+    ]
 
 
 def check(stages: list[dict]) -> None:
     """Every stage's settings, each seeing the outputs of the stages before it as present."""
-    from pairgrpo_rllib.algorithms.common.hf_training import job_settings
-    from pairgrpo_rllib.envs.llm.models import promised
-
     for i, st in enumerate(stages):
-        opts = st.get("options", {})
-        for k in ("seed", "train", "test"):
-            v = opts.get(k)
-            if v is not None and (
-                not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 3)
-            ):
-                _fail(f"prepare[{i}].{k}", v, "use a non-negative integer (train/test: at least 3)")
-        if "spec" in st:
-            with promised(promised_outputs(stages[:i])):
-                try:
-                    job_settings(st["spec"], st["stage"].replace("_", "-"))
-                except ValueError as exc:
-                    raise PrepareError(f"prepare[{i}] ({st['stage']}): {exc}") from None
-
-
-def done(st: dict) -> bool:
-    out = Path(st["output"]).expanduser()
-    if st["stage"] == "make_task":
-        return all((out / f).is_file() for f in TASK_FILES)
-    return (out / "config.json").is_file()
+        where = f"prepare[{i}]"
+        if "spec" not in st:
+            S.check_options(st["stage"], st.get("options", {}), where, PrepareError)
+            continue
+        try:
+            S.check_job(st["stage"], st["spec"], promised=promised_outputs(stages[:i]))
+        except ValueError as exc:
+            raise PrepareError(f"{where} ({st['stage']}): {exc}") from None
 
 
 def run(stages: list[dict]) -> list[dict]:
     """Run the stages whose output is missing; one line per stage on stderr; returns their summaries."""
     summaries = []
     for st in stages:
-        tag = f"[prepare] {st['stage']} -> {st['output']}"
-        if done(st):
+        stage = st["stage"]
+        tag = f"[prepare] {stage} -> {st['output']}"
+        if S.done(stage, st["output"]):
             print(f"{tag}: exists, skipped", file=sys.stderr, flush=True)
             continue
         start = time.monotonic()
         print(f"{tag}: running", file=sys.stderr, flush=True)
-        opts = st.get("options", {})
-        if st["stage"] == "make_tiny":
-            from pairgrpo_rllib.envs.llm.models import make_tiny
-
-            out = Path(st["output"])
-            if out.exists() and not any(out.iterdir()):
-                out.rmdir()
-            make_tiny(out, seed=opts.get("seed", 0))
-            summary = {"stage": "make_tiny"}
-        elif st["stage"] == "make_task":
-            from pairgrpo_rllib.envs.llm.synthetic import write_task
-
-            write_task(
-                st["output"],
-                n_train=opts.get("train", 3000),
-                n_test=opts.get("test", 300),
-                seed=opts.get("seed", 0),
-            )
-            summary = {"stage": "make_task"}
-        elif st["stage"] == "sft":
-            from pairgrpo_rllib.algorithms.sft.sft import run_sft
-
-            summary = run_sft(st["spec"])
+        if "spec" in st:
+            summary = S.run(stage, st["spec"])
         else:
-            from pairgrpo_rllib.algorithms.reward_model.reward_model import run_reward_model
-
-            summary = run_reward_model(st["spec"])
+            S.run(stage, (st["output"], S.check_options(stage, st.get("options", {}), "prepare")))
+            summary = {"stage": stage}
         print(f"{tag}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         summaries.append({k: v for k, v in summary.items() if k != "settings"})
     return summaries

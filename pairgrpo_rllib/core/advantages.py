@@ -24,7 +24,7 @@ Implementation details
 7. In branch mode a member's reward-to-go stops at the segment end (no critic to bootstrap from), so
    late steps are credited over ever shorter horizons. Option ``lookahead`` (L, ours) runs each
    member L steps past its segment and adds their discounted return as a ``tail``
-   (:func:`reward_to_go`); those steps are not trained on. Measured in docs/rllib.md.
+   (:func:`reward_to_go`); those steps are not trained on. Measured in docs/results/halfcheetah_study.md.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ KL_ANCHORS = ("ref", "old")
 GROUP_MODES = ("reset", "branch")
 CREDITS = ("sequence", "step")
 PAIR_SOURCES = ("online", "dataset")
+# LLM runs (core.defaults.LLM_FIELDS)
+LLM_ENGINES = ("transformers", "vllm")
+LLM_DTYPES = ("float32", "bfloat16", "float16")
+WEIGHT_SYNC_MODES = ("object_store", "collective")
+WEIGHT_SYNC_BACKENDS = ("auto", "gloo", "nccl")
 # The environment id of an LLM run (its prompts and scorer are the env_config; envs/llm/settings.py).
 LLM_ENV = "pairgrpo/llm"
 

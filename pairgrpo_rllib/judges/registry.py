@@ -1,0 +1,168 @@
+"""The judge kinds, chosen from one literal dict (:data:`KINDS`), and the checked spec of a judge.
+
+A user's mapping (``env_config.scorer``, ``evaluate.judges[i]``, ``evaluate.likert[i]``) goes through
+:func:`judge_spec`, which rejects a bad one before Ray starts with one line naming the field, the
+value and the fix; :func:`build_judge` turns the resulting :class:`JudgeSpec` into a judge object.
+What a kind can do decides where it may serve (``purpose``):
+
+=========  ==============================================  ========================================
+purpose    needs                                           kinds
+=========  ==============================================  ========================================
+train      scores (GRPO, PG-GRPO) or pairwise labels       truth, reward_model, annotator, generative
+eval       verdicts on pairs (win rates)                   truth, reward_model, generative
+likert     1-5 ratings                                     truth, generative
+=========  ==============================================  ========================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.checks import check_value, fail, suggest
+from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
+from pairgrpo_rllib.judges.annotator import AnnotatorJudge
+from pairgrpo_rllib.judges.base import Judge
+from pairgrpo_rllib.judges.generative import GenerativeJudge
+from pairgrpo_rllib.judges.reward_model import RewardModelJudge
+from pairgrpo_rllib.judges.truth import TruthJudge
+
+
+@dataclass(frozen=True)
+class JudgeKind:
+    """What one kind of judge can do, and which spec keys it takes."""
+
+    cls: type[Judge]
+    scores: bool  # score(prompts, responses) -> (N, G) float32
+    labels: bool  # labels(prompts, responses, generator) -> (N, G, G) antisymmetric in {-1, 0, +1}
+    verdicts: bool  # verdicts(prompts, first, second, aspect) and compare(...) in both orders
+    likert: bool  # likert(prompts, responses, aspect) -> a 1-5 rating (None: unreadable) each
+    keys: tuple[str, ...]  # spec keys it accepts besides ``kind``
+    needs_path: bool = False  # ``path`` (a model directory or hub name) is required
+
+
+KINDS: dict[str, JudgeKind] = {
+    # the synthetic task's ground truth (judges/truth.py)
+    "truth": JudgeKind(TruthJudge, scores=True, labels=False, verdicts=True, likert=True, keys=()),
+    # a one-output sequence-classification model, in-process or in Ray actors (judges/reward_model.py)
+    "reward_model": JudgeKind(
+        RewardModelJudge, scores=True, labels=False, verdicts=True, likert=False,
+        keys=("path", "dtype", "actors", "num_cpus", "num_gpus"), needs_path=True,
+    ),
+    # the synthetic task's Bradley-Terry annotator (judges/annotator.py)
+    "annotator": JudgeKind(
+        AnnotatorJudge, scores=False, labels=True, verdicts=False, likert=False, keys=("temperature",)
+    ),
+    # a causal LM asked which response is better (judges/generative.py)
+    "generative": JudgeKind(
+        GenerativeJudge, scores=False, labels=True, verdicts=True, likert=True,
+        keys=("path", "dtype", "engine"), needs_path=True,
+    ),
+}  # fmt: skip
+
+# purpose -> (the capabilities of which a kind needs one, what that means in an error message)
+PURPOSES = {
+    "train": (("scores", "labels"), "training needs scores or pairwise labels"),
+    "eval": (("verdicts",), "win rates need pairwise verdicts"),
+    "likert": (("likert",), "Likert ratings need a judge that rates"),
+}
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """A validated judge spec (:func:`judge_spec`); a key that a kind does not take keeps its default."""
+
+    kind: str
+    path: str | None = None  # model directory or hub name (reward_model, generative)
+    dtype: str = "float32"  # the model's weights (reward_model, generative)
+    # Bradley-Terry temperature of the annotator's labels; default: the datasets' label noise
+    temperature: float = LABEL_TEMPERATURE
+    engine: str = "transformers"  # what generates a generative judge's written answers
+    actors: int = 0  # Ray actors of its own that score (reward_model; 0: in the caller's process)
+    num_cpus: float = 1  # resources of each such actor
+    num_gpus: float = 0
+
+    @property
+    def name(self) -> str:
+        """How results name the judge: the kind, with the model where there is one."""
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def _serves(kind: JudgeKind, purpose: str) -> bool:
+    return any(getattr(kind, cap) for cap in PURPOSES[purpose][0])
+
+
+def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | None:
+    """``raw`` (a mapping, or a bare kind name) checked for ``purpose`` (train, eval, likert); None
+    stays None. Raises ValueError naming ``field``'s key, the value and the fix. ``promised``: model
+    paths an earlier ``prepare`` stage of the same experiment will write, accepted as present."""
+    from pairgrpo_rllib.envs.llm.models import check_model_path
+
+    if purpose not in PURPOSES:
+        fail("purpose", purpose, f"use one of {', '.join(PURPOSES)}")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    allowed = [k for k, v in KINDS.items() if _serves(v, purpose)]
+    if not isinstance(raw, dict):
+        fail(field, raw, f"give a mapping such as {{kind: {allowed[0]}}}; kinds: {', '.join(allowed)}")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        fail(f"{field}.kind", kind, f"use one of {', '.join(allowed)}{suggest(kind, allowed)}")
+    spec = KINDS[kind]
+    if kind not in allowed:
+        can = [cap for cap in ("scores", "labels", "verdicts", "likert") if getattr(spec, cap)]
+        fail(
+            f"{field}.kind",
+            kind,
+            f"{kind} gives {' and '.join(can)} only; {PURPOSES[purpose][1]}: use one of {', '.join(allowed)}",
+        )
+    known = ("kind", *spec.keys)
+    for key in sorted(set(raw) - set(known)):
+        others = [k for k, v in KINDS.items() if key in v.keys]
+        if others:
+            fix = f"kind {kind} takes no {key} (only {', '.join(others)} do); leave it out"
+        else:
+            fix = f"unknown key{suggest(key, spec.keys)}"
+        fail(f"{field}.{key}", raw[key], f"{fix}; kind {kind} takes: {', '.join(known)}")
+    if isinstance(raw.get("path"), os.PathLike):
+        raw = {**raw, "path": str(raw["path"])}
+    out = JudgeSpec(**raw)
+    if spec.needs_path:
+        check_model_path(out.path, f"{field}.path", promised)
+    check_value(f"{field}.dtype", out.dtype, "choice", choices=names.LLM_DTYPES)
+    check_value(f"{field}.engine", out.engine, "choice", choices=names.LLM_ENGINES)
+    check_value(
+        f"{field}.temperature",
+        out.temperature,
+        "float",
+        low=0,
+        low_open=True,
+        default=LABEL_TEMPERATURE,
+        fix="the annotator's Bradley-Terry temperature (the default: the datasets' label noise)",
+    )
+    check_value(
+        f"{field}.actors",
+        out.actors,
+        "int",
+        low=0,
+        high=64,
+        fix="Ray actors of its own that score; 0: in the caller's process",
+    )
+    for key in ("num_cpus", "num_gpus"):
+        check_value(
+            f"{field}.{key}",
+            getattr(out, key),
+            "float",
+            low=0,
+            high=64,
+            fix="resources of each scoring actor",
+        )
+    return out
+
+
+def build_judge(spec: JudgeSpec) -> Judge:
+    """The judge object of a checked spec (a reward model with ``actors`` > 0: its actor pool)."""
+    return KINDS[spec.kind].cls.from_spec(spec)
