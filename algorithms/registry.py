@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 
+from pairgrpo_rllib.algorithms.common.algorithm import GroupAlgorithm
+from pairgrpo_rllib.algorithms.stages import STAGES, job_trainable, trainable_name
+
 ALGORITHMS: dict[str, str] = {
     "GRPO": "pairgrpo_rllib.algorithms.grpo.grpo:GRPOConfig",
     "Soft-Pair-GRPO": "pairgrpo_rllib.algorithms.soft_pair_grpo.soft_pair_grpo:SoftPairGRPOConfig",
@@ -41,7 +44,6 @@ def algorithm_class(name: str):
 
 def is_group_algorithm(name: str) -> bool:
     """True for the GRPO family (our ``GroupAlgorithm`` subclasses), False for RLlib's own."""
-    from pairgrpo_rllib.algorithms.common.algorithm import GroupAlgorithm
 
     return issubclass(algorithm_class(name), GroupAlgorithm)
 
@@ -56,7 +58,6 @@ def register_with_tune() -> None:
     for name in ALGORITHMS:
         if is_group_algorithm(name):
             register_trainable(name, algorithm_class(name))
-    from pairgrpo_rllib.algorithms.stages import STAGES, job_trainable, trainable_name
 
     for stage, st in STAGES.items():  # the LLM jobs: SFT and the reward model
         if st.job:

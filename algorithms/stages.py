@@ -24,8 +24,10 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pairgrpo_rllib.algorithms.common.hf_training import job_settings
 from pairgrpo_rllib.core.checks import check_field, fail
 from pairgrpo_rllib.core.defaults import Field
+from pairgrpo_rllib.envs.llm.synthetic import write_task as write
 
 # The synthetic task's files (``envs.llm.synthetic.write_task``).
 TASK_FILES = (
@@ -80,7 +82,6 @@ STAGES: dict[str, Stage] = {
 
 def write_task(output: str, *, seed: int, train: int, test: int) -> dict[str, str]:
     """``make_task``: the synthetic task's files under ``output`` (its options by their YAML names)."""
-    from pairgrpo_rllib.envs.llm.synthetic import write_task as write
 
     return write(output, n_train=train, n_test=test, seed=seed)
 
@@ -112,7 +113,6 @@ def check_options(stage: str, options: dict, where: str, error: type[Exception] 
 
 def check_job(stage: str, spec: dict, promised=()) -> dict:
     """A job stage's settings (``hf_training.job_settings``); ``promised``: paths earlier stages write."""
-    from pairgrpo_rllib.algorithms.common.hf_training import job_settings
 
     return job_settings(spec, stage, promised=promised)
 

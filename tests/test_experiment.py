@@ -322,7 +322,8 @@ def test_resume_falls_back_when_the_named_checkpoint_was_rotated_out(tmp_path):
     complete checkpoint of its folder, skipping a half-copied one."""
     import ray
 
-    from pairgrpo_rllib.app.runner import MANIFEST, AlgorithmTrial, checkpoint_complete
+    from pairgrpo_rllib.app.files import MANIFEST, checkpoint_complete
+    from pairgrpo_rllib.app.runner import AlgorithmTrial
 
     spec = _with(algorithm="GRPO")
     spec["training"]["eval_interval"] = 0

@@ -164,6 +164,8 @@ def test_math_layer_source_imports_only_torch_stdlib_and_itself():
         ("pairgrpo_rllib/core", ("pairgrpo_rllib.app", "pairgrpo_rllib.algorithms", "pairgrpo_rllib.envs")),
         ("algorithms", ("pairgrpo_rllib.app",)),
         ("envs", ("pairgrpo_rllib.app", "pairgrpo_rllib.algorithms")),
+        ("pairgrpo_rllib/judges", ("pairgrpo_rllib.app", "pairgrpo_rllib.algorithms")),
+        ("pairgrpo_rllib/evaluation", ("pairgrpo_rllib.app", "pairgrpo_rllib.algorithms")),
     ],
 )
 def test_imports_point_only_downward(folder, forbidden):

@@ -17,9 +17,14 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from pairgrpo_rllib.algorithms.common.learner import GroupLearner
+from pairgrpo_rllib.algorithms.common.lm_module import CausalLMModule
+from pairgrpo_rllib.algorithms.common.rl_module import GroupPolicyModule
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_field, check_value, fail, is_int, is_number
 from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS, FIELDS, LLM_FIELDS, defaults_for
+from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
+from pairgrpo_rllib.envs.llm.runner import LLMGroupRunner
 from pairgrpo_rllib.envs.llm.settings import llm_settings
 from pairgrpo_rllib.judges import KINDS
 
@@ -38,7 +43,6 @@ class GroupAlgorithmConfig(AlgorithmConfig):
         super().__init__(algo_class=algo_class)
         for name, value in defaults_for(self.ALGORITHM).items():
             setattr(self, name, value)
-        from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
 
         self.env_runner_cls = GroupEnvRunner  # groups from shared start states
         # LLM runs: the typed settings, built by validate() (envs/llm/settings.py); and the paths an
@@ -69,8 +73,6 @@ class GroupAlgorithmConfig(AlgorithmConfig):
         """The LLM rollout actor for ``env: pairgrpo/llm``, the group runner otherwise (unless the
         user chose a runner class of their own). Called by ``validate()``, which RLlib runs before
         it builds the env runners."""
-        from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
-        from pairgrpo_rllib.envs.llm.runner import LLMGroupRunner
 
         if self.is_llm and self.env_runner_cls is GroupEnvRunner:
             self.env_runner_cls = LLMGroupRunner
@@ -95,15 +97,12 @@ class GroupAlgorithmConfig(AlgorithmConfig):
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         if self.is_llm:
-            from pairgrpo_rllib.algorithms.common.lm_module import CausalLMModule
 
             return RLModuleSpec(module_class=CausalLMModule)
-        from pairgrpo_rllib.algorithms.common.rl_module import GroupPolicyModule
 
         return RLModuleSpec(module_class=GroupPolicyModule)
 
     def get_default_learner_class(self):
-        from pairgrpo_rllib.algorithms.common.learner import GroupLearner
 
         return GroupLearner
 

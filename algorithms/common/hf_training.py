@@ -28,6 +28,8 @@ from pathlib import Path
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_field, check_value, fail
 from pairgrpo_rllib.core.defaults import Field
+from pairgrpo_rllib.envs.llm.models import check_model_path, load_tokenizer
+from pairgrpo_rllib.envs.llm.settings import data_source
 
 # A job's ``training`` keys: their defaults (the quick start's tiny model on CPU) and the values
 # they accept, checked by ``core.checks.check_field``.
@@ -63,8 +65,6 @@ def job_settings(spec: dict, kind: str, promised=()) -> dict:
     """Defaults filled and every value checked (one line naming the field), before any model loads.
     ``kind``: the job's stage name (``algorithms.stages``); ``promised``: paths an earlier stage of
     the same run will write, accepted as present."""
-    from pairgrpo_rllib.envs.llm.models import check_model_path
-    from pairgrpo_rllib.envs.llm.settings import data_source
 
     if not isinstance(spec, dict):
         fail(kind, spec, "the YAML must be a mapping with model, data, training, output")
@@ -110,7 +110,6 @@ def start_job(spec: dict, stage: str):
     one torch thread (the trials beside it have cores of their own), its tokenizer padding right."""
     import torch
 
-    from pairgrpo_rllib.envs.llm.models import load_tokenizer
 
     s = job_settings(spec, stage)
     torch.set_num_threads(1)

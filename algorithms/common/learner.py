@@ -35,9 +35,11 @@ def kl_weight(config) -> float:
     return 0.0 if config.kl_in_reward else config.kl_coeff
 
 
-def penalty_inputs(config, t: GroupTensors) -> dict:
-    """The KL-penalty arguments of the surrogate losses: the anchor's log-probs, or the exact
-    per-step KL when ``kl_estimator="analytic"`` (then the estimator is never reached)."""
+def surrogate_inputs(config, t: GroupTensors) -> tuple[tuple, dict]:
+    """The clipped surrogate's arguments (``core.losses.grpo_loss`` and the losses built on it):
+    the tensors ``(logp, old_logp, anchor_logp, adv, mask)`` and the options, among them the KL
+    penalty's: the anchor's log-probs, or the exact per-step KL when ``kl_estimator="analytic"``
+    (then the estimator is never reached)."""
     anchor_logp, exact = t.anchor(config.kl_anchor)
     analytic = config.kl_estimator == "analytic"
     if analytic and exact is None:
@@ -45,16 +47,18 @@ def penalty_inputs(config, t: GroupTensors) -> dict:
             "kl_estimator='analytic' needs a module with explicit per-step distributions; "
             "use a sampled estimator (k3) for this module"
         )
-    return {
+    options = {
+        "clip_low": config.clip_low,
+        "clip_high": config.clip_high,
         "kl": exact if analytic else None,
         "kl_estimator": "k3" if analytic else config.kl_estimator,
         "log_ratio_clamp": config.log_ratio_clamp,
         "loss_agg": config.loss_agg,
         "max_len": t.max_len,
         "token_count": t.token_count,
-        "ref_logp": anchor_logp,
         "is_weights": t.is_weights,
     }
+    return (t.logp, t.old_logp, anchor_logp, t.adv, t.mask), options
 
 
 class GroupLearner(LearnerEnd, TorchLearner):
@@ -63,18 +67,8 @@ class GroupLearner(LearnerEnd, TorchLearner):
     # ---- the hook algorithms override ----------------------------------------------------
     def policy_loss(self, config, t: GroupTensors) -> tuple[torch.Tensor, dict]:
         """GRPO's clipped surrogate with a KL penalty (``core.losses.grpo_loss``)."""
-        kw = penalty_inputs(config, t)
-        return grpo_loss(
-            t.logp,
-            t.old_logp,
-            kw.pop("ref_logp"),
-            t.adv,
-            t.mask,
-            clip_low=config.clip_low,
-            clip_high=config.clip_high,
-            beta=kl_weight(config),
-            **kw,
-        )
+        tensors, options = surrogate_inputs(config, t)
+        return grpo_loss(*tensors, beta=kl_weight(config), **options)
 
     # ---- the contract ------------------------------------------------------------------------
     def group_tensors(self, module_id, batch, fwd_out) -> GroupTensors:

@@ -25,6 +25,7 @@ import torch
 
 from pairgrpo_rllib.algorithms.common.algorithm import GroupAlgorithm
 from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
+from pairgrpo_rllib.algorithms.hard_pair_grpo.hard_pair_grpo_learner import HardPairGRPOLearner
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.hard_pair import delta_schedule, group_shares, hard_pair_targets, unit_logp
 from pairgrpo_rllib.core.preferences import pair_slots, pairs_to_rows, select_pairs
@@ -37,7 +38,6 @@ class HardPairGRPOConfig(GroupAlgorithmConfig):
         super().__init__(algo_class=algo_class or HardPairGRPO)
 
     def get_default_learner_class(self):
-        from pairgrpo_rllib.algorithms.hard_pair_grpo.hard_pair_grpo_learner import HardPairGRPOLearner
 
         return HardPairGRPOLearner
 

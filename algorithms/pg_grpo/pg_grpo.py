@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pairgrpo_rllib.algorithms.common.algorithm import GroupAlgorithm
 from pairgrpo_rllib.algorithms.common.config import GroupAlgorithmConfig
+from pairgrpo_rllib.algorithms.pg_grpo.pg_grpo_learner import PGGRPOLearner
 
 
 class PGGRPOConfig(GroupAlgorithmConfig):
@@ -24,7 +25,6 @@ class PGGRPOConfig(GroupAlgorithmConfig):
         super().__init__(algo_class=algo_class or PGGRPO)
 
     def get_default_learner_class(self):
-        from pairgrpo_rllib.algorithms.pg_grpo.pg_grpo_learner import PGGRPOLearner
 
         return PGGRPOLearner
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import time
 
+from pairgrpo_rllib.algorithms.common.hf_training import job_dataset, save_atomically, start_job, train_job
+from pairgrpo_rllib.envs.llm.data import load_preferences
+from pairgrpo_rllib.envs.llm.models import torch_dtype
+from pairgrpo_rllib.judges.reward_model import reward_model_text
+
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dict], int]:
-    from pairgrpo_rllib.judges.reward_model import reward_model_text
 
     out, dropped = [], 0
     for row in rows:
@@ -78,14 +82,6 @@ def run_reward_model(spec: dict, report=None) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, Trainer, set_seed
 
-    from pairgrpo_rllib.algorithms.common.hf_training import (
-        job_dataset,
-        save_atomically,
-        start_job,
-        train_job,
-    )
-    from pairgrpo_rllib.envs.llm.data import load_preferences
-    from pairgrpo_rllib.envs.llm.models import torch_dtype
 
     s, tok, start = start_job(spec, "reward_model")
     m = s["model"]

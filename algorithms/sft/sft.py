@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import time
 
+from pairgrpo_rllib.algorithms.common.hf_training import job_dataset, save_atomically, start_job, train_job
+from pairgrpo_rllib.envs.llm.data import load_sft
+from pairgrpo_rllib.envs.llm.models import format_prompt, load_causal_lm
+
 
 def encode_sft(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dict], int]:
     """Token ids and labels (-100 on the prompt) of each row; and how many rows were dropped."""
-    from pairgrpo_rllib.envs.llm.models import format_prompt
 
     out, dropped = [], 0
     for row in rows:
@@ -56,14 +59,6 @@ def run_sft(spec: dict, report=None) -> dict:
     """Train; returns the summary (also written to ``output/pairgrpo_training.json``)."""
     from transformers import Trainer
 
-    from pairgrpo_rllib.algorithms.common.hf_training import (
-        job_dataset,
-        save_atomically,
-        start_job,
-        train_job,
-    )
-    from pairgrpo_rllib.envs.llm.data import load_sft
-    from pairgrpo_rllib.envs.llm.models import load_causal_lm
 
     s, tok, start = start_job(spec, "sft")
     m = s["model"]

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from pairgrpo_rllib.core import names
+from pairgrpo_rllib.envs.llm.synthetic import corpus
 
 PAD, EOS, USER, ASSISTANT = "<|pad|>", "<|endoftext|>", "<|user|>", "<|assistant|>"
 TINY_CHAT_TEMPLATE = (
@@ -164,7 +165,6 @@ def make_tiny(out: str | Path, *, seed: int = 0, **sizes) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from pairgrpo_rllib.envs.llm.synthetic import corpus
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

@@ -34,9 +34,13 @@ import math
 import re
 from pathlib import Path
 
-from pairgrpo_rllib.app import safe_yaml
+from pairgrpo_rllib.algorithms.registry import ALGORITHMS, algorithm_config, is_group_algorithm
+from pairgrpo_rllib.app import llm_eval, safe_yaml
+from pairgrpo_rllib.app import prepare as P
+from pairgrpo_rllib.app.prepare import promised_outputs
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import suggest as _suggest
+from pairgrpo_rllib.envs.llm.models import promised_paths
 
 TOP_LEVEL = {
     "name",
@@ -88,7 +92,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
     for item in overrides or []:
         apply_override(spec, item)
     if "prepare" in spec:
-        from pairgrpo_rllib.app import prepare as P
 
         try:
             # job files read and inlined: the saved experiment records what was run
@@ -97,7 +100,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
             raise ExperimentError(str(exc)) from None
     environment = spec.get("environment")
     if isinstance(environment, dict) and environment.get("env") == names.LLM_ENV:
-        from pairgrpo_rllib.app import prepare as P
 
         P.absolute_paths(spec)  # trials run in their own folders
     check(spec)
@@ -185,7 +187,6 @@ def algorithms_of(spec: dict) -> list[str]:
 def check(spec: dict) -> None:
     """Every check that needs no Ray: keys, types, finite numbers, names, env id, search tags, and
     each algorithm's ``validate()`` for every value of every search space (one at a time)."""
-    from pairgrpo_rllib.algorithms.registry import ALGORITHMS
 
     for key in spec:
         if key not in TOP_LEVEL and key not in SECTIONS:
@@ -263,7 +264,6 @@ def check(spec: dict) -> None:
         _check_env(env)
     stages = spec.get("prepare") or []
     if stages:
-        from pairgrpo_rllib.app import prepare as P
 
         try:
             P.check(stages)
@@ -293,14 +293,10 @@ def check(spec: dict) -> None:
     rllib_logger = logging.getLogger("ray.rllib")
     level = rllib_logger.level
     rllib_logger.setLevel(logging.ERROR)
-    from pairgrpo_rllib.algorithms.registry import is_group_algorithm
-    from pairgrpo_rllib.app.prepare import promised_outputs
-    from pairgrpo_rllib.envs.llm.models import promised_paths
 
     made = promised_paths(promised_outputs(stages))  # what the prepare stages write counts as present
     try:
         if spec.get("evaluate") is not None:
-            from pairgrpo_rllib.app import llm_eval
 
             if env != names.LLM_ENV:
                 raise ExperimentError(
@@ -478,7 +474,6 @@ def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: b
     drops the family's options and translates the model config: ``algorithms/ppo``), then checked
     against the builder method's keywords (plus the config's ``extra_options``) and applied.
     """
-    from pairgrpo_rllib.algorithms.registry import algorithm_config
 
     sections = sections_for(spec_or_sections, algo) if "algorithm" in spec_or_sections else spec_or_sections
     cfg = algorithm_config(algo)

@@ -28,19 +28,28 @@ across seeds); ``pairgrpo report`` adds the tables to ``report.md``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically
+from pairgrpo_rllib.app.report import group_trials, llm_tables, load_trials
+from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import fail
 from pairgrpo_rllib.core.defaults import LLM_FIELDS, LM_FIELDS
+from pairgrpo_rllib.core.names import LLM_ENGINES
 from pairgrpo_rllib.core.seeding import derive_seed
+from pairgrpo_rllib.envs.llm.data import load_preferences
+from pairgrpo_rllib.envs.llm.data import load_prompts as load
+from pairgrpo_rllib.envs.llm.models import check_model_path
 from pairgrpo_rllib.envs.llm.settings import policy_settings
+from pairgrpo_rllib.envs.llm.synthetic import truth_reward
+from pairgrpo_rllib.evaluation import SUBSETS, likert_means, sample_responses, win_rates
+from pairgrpo_rllib.judges import build_judge, judge_spec
 
-RESULT_FILE = "llm_eval.json"
+RESULT_FILE = names.LLM_EVAL_FILE
 TABLES_FILE = "llm_eval.md"
 KEYS = ("prompts", "baseline", "samples", "judges", "likert", "engine", "max_new_tokens", "seed", "num_gpus")
 SOURCE_KEYS = ("path", "split", "schema", "limit", "data_dir", "subset")
@@ -50,10 +59,6 @@ SOURCE_DEFAULTS = {"split": "train", "schema": None, "limit": None, "data_dir": 
 def settings(section, spec: dict, promised=()) -> dict:
     """The ``evaluate`` section checked and filled (no model is loaded). ``promised``: model paths
     an earlier ``prepare`` stage of the same experiment will write, accepted as present."""
-    from pairgrpo_rllib.core.names import LLM_ENGINES
-    from pairgrpo_rllib.envs.llm.models import check_model_path
-    from pairgrpo_rllib.evaluation import SUBSETS
-    from pairgrpo_rllib.judges import judge_spec
 
     if not isinstance(section, dict):
         fail("evaluate", section, "give a mapping: {prompts: [...], judges: [{kind: truth}], ...}")
@@ -160,8 +165,6 @@ def settings(section, spec: dict, promised=()) -> dict:
 # ---- one trial (a Ray task) ------------------------------------------------------------------------------
 def load_prompts(s: dict) -> tuple[list[list[dict]], list[str], list[list[str]] | None]:
     """``(prompts, subsets, chosen)``: chosen responses only for the ``chosen`` baseline."""
-    from pairgrpo_rllib.envs.llm.data import load_preferences
-    from pairgrpo_rllib.envs.llm.data import load_prompts as load
 
     def read(fn, src):
         return fn(src["path"], **{k: src[k] for k in ("split", "schema", "limit", "data_dir")})
@@ -182,7 +185,6 @@ def policy_state(trial_dir: Path) -> tuple[dict, str]:
     """The merged HF weights of the trial's newest complete checkpoint, and that checkpoint's name."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from pairgrpo_rllib.app.runner import newest_complete_checkpoint
 
     ckpt = newest_complete_checkpoint(trial_dir)
     if ckpt is None:
@@ -199,7 +201,6 @@ def policy_state(trial_dir: Path) -> tuple[dict, str]:
 
 
 def responses(s: dict, prompts, seed: int, state_dict=None, path: str | None = None) -> list[list[str]]:
-    from pairgrpo_rllib.evaluation import sample_responses
 
     return sample_responses(
         path or s["model"],
@@ -217,8 +218,6 @@ def responses(s: dict, prompts, seed: int, state_dict=None, path: str | None = N
 
 def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
     """Likert ratings by every rater, and the truth reward where the truth is a judge or rater."""
-    from pairgrpo_rllib.evaluation import likert_means
-    from pairgrpo_rllib.judges import build_judge
 
     out = {"likert": {}}
     for spec in s["likert"]:
@@ -228,7 +227,6 @@ def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
         finally:
             rater.stop()
     if any(spec.kind == "truth" for spec in s["judges"] + s["likert"]):
-        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 
         vals = [
             statistics.fmean(truth_reward(p[-1]["content"], r) for r in rs)
@@ -240,8 +238,6 @@ def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
 
 def judge_all(s: dict, prompts, subsets, policy, baseline, seed: int) -> dict:
     """Win rates by every judge, then :func:`ratings` of the policy."""
-    from pairgrpo_rllib.evaluation import win_rates
-    from pairgrpo_rllib.judges import build_judge
 
     out = {"win_rates": {}, "judge_answers": {}}
     for spec in s["judges"]:
@@ -299,7 +295,6 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
     """Evaluate every trial of ``exp_dir`` (Ray tasks, one CPU each); returns the experiment's JSON."""
     import ray
 
-    from pairgrpo_rllib.app.report import group_trials, load_trials
 
     stream = stream or sys.stdout
     exp_dir = Path(exp_dir).resolve()  # checkpoints are read by URI: relative paths do not parse
@@ -343,7 +338,7 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
                 "dir": str(t["dir"]),
                 **got,
             }
-            _write_json(Path(t["dir"]) / RESULT_FILE, row)
+            write_json_atomically(Path(t["dir"]) / RESULT_FILE, row, default=_plain, sort_keys=False)
             results.append(row)
             overall = next(iter(got["win_rates"].values()))["overall"]["rate"]
             print(
@@ -363,9 +358,9 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
         "trials": sorted(results, key=lambda r: (r["label"], str(r["seed"]))),
     }
     out = exp_dir / RESULT_FILE
-    _write_json(out, data)
+    write_json_atomically(out, data, default=_plain, sort_keys=False)
     tmp = exp_dir / (TABLES_FILE + ".tmp")
-    tmp.write_text(render(data, trials=None))
+    tmp.write_text(llm_tables(data, trials=None))
     tmp.replace(exp_dir / TABLES_FILE)
     return out
 
@@ -375,124 +370,4 @@ def _plain(obj):
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else str(obj)
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
-    tmp.replace(path)
-
-
 # ---- tables ------------------------------------------------------------------------------------------------
-def render(data: dict, trials: list[dict] | None) -> str:
-    """The paper's LLM tables from ``llm_eval.json`` (mean ± 95% CI across seeds); with the trials'
-    training rows (``report.load_trials``) also the stability table, the gradient cosine to GRPO and
-    the Hard-Pair ablation."""
-    from pairgrpo_rllib.app.report import mean_ci
-    from pairgrpo_rllib.core import names
-    from pairgrpo_rllib.evaluation import ASPECTS, RATES
-
-    rows = data["trials"]
-    by_label: dict[str, list[dict]] = {}
-    for r in rows:
-        by_label.setdefault(r["label"], []).append(r)
-    s = data["settings"]
-    base = s["baseline"]
-    base_name = (
-        "the run's initial policy"
-        if base["kind"] == "policy" and base["path"] == s["model"]
-        else (
-            f"the model at {base['path']}" if base["kind"] == "policy" else "the dataset's chosen responses"
-        )
-    )
-    lines = [
-        "## LLM evaluation",
-        "",
-        f"Against {base_name}; {s['samples']} sampled responses per held-out prompt, each judged against the "
-        "baseline's in both orders, ties half. Mean ± 95% CI across seeds (t); per-trial bootstrap intervals "
-        f"over prompts are in {RESULT_FILE}.",
-        "",
-    ]
-    for judge in rows[0]["win_rates"] if rows else []:
-        lines += [f"### Win rates vs the baseline, judge: {judge}", ""]
-        lines += [
-            "| algorithm | helpfulness (helpful prompts) | harmlessness (harmful prompts) | overall | truth reward | seeds |",
-            "|---|---|---|---|---|---|",
-        ]
-        for label, rs in sorted(by_label.items()):
-            cells = [mean_ci([r["win_rates"][judge][name]["rate"] for r in rs]) for name, _, _ in RATES]
-            truth = mean_ci([r.get("truth_reward") for r in rs])
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {truth} | {len(rs)} |")
-        answers = [r.get("judge_answers", {}).get(judge) for r in rows]
-        answers = [a for a in answers if a]
-        if answers:
-            total, bad = sum(a["answers"] for a in answers), sum(a["unparsable"] for a in answers)
-            lines.append(f"\nUnparsable answers of this judge: {bad} of {total}.")
-        lines.append("")
-    for rater in rows[0]["likert"] if rows else []:
-        lines += [f"### Likert 1-5, rater: {rater}", ""]
-        lines += ["| algorithm | " + " | ".join(ASPECTS) + " |", "|---|" + "---|" * len(ASPECTS)]
-        baseline_likert = [
-            b["likert"].get(rater) for b in data.get("baselines", {}).values() if b.get("likert")
-        ]
-        if baseline_likert:
-            cells = [mean_ci([b[a]["mean"] for b in baseline_likert]) for a in ASPECTS]
-            lines.append("| baseline | " + " | ".join(cells) + " |")
-        for label, rs in sorted(by_label.items()):
-            cells = [mean_ci([r["likert"][rater][a]["mean"] for r in rs]) for a in ASPECTS]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    if trials:
-        from pairgrpo_rllib.app.report import _last, group_trials
-
-        groups = group_trials(trials)
-        lines += [
-            "### Training stability over the run",
-            "",
-            "Gradient-norm variance and KL(pi || pi_ref) std depend on the scale of the advantages (Soft-Pair's are "
-            "smaller); their coefficients of variation (std / mean) do not.",
-            "",
-            "| algorithm | grad-norm variance | grad-norm CV (scale-free) | KL std | KL CV (scale-free) | cosine to GRPO's gradient (mean over the run) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for label, ts in sorted(groups.items()):
-
-            def col(key, ts=ts):
-                return mean_ci([_last(t["rows"], key) for t in ts])
-
-            cos = [
-                statistics.fmean(v)
-                if (
-                    v := [
-                        r[names.GRAD_COSINE_VS_GRPO]
-                        for r in t["rows"]
-                        if r.get(names.GRAD_COSINE_VS_GRPO) is not None
-                    ]
-                )
-                else None
-                for t in ts
-            ]
-            lines.append(
-                f"| {label} | {col(names.GRAD_NORM_VAR)} | {col(names.GRAD_NORM_CV)} | {col(names.KL_REF_STD)} | "
-                f"{col(names.KL_REF_CV)} | {mean_ci(cos)} |"
-            )
-        lines.append("")
-        ablation = sorted(label for label in by_label if label.startswith("Hard-Pair-GRPO")) + [
-            label for label in by_label if label == "Soft-Pair-GRPO"
-        ]
-        if len(ablation) > 1 and rows:
-            judge = next(iter(rows[0]["win_rates"]))
-            lines += [
-                f"### Hard-Pair ablation (judge: {judge})",
-                "",
-                "| variant | overall win rate | truth reward | grad-norm CV | KL std |",
-                "|---|---|---|---|---|",
-            ]
-            for label in ablation:
-                rs, ts = by_label[label], groups.get(label, [])
-                lines.append(
-                    f"| {label} | {mean_ci([r['win_rates'][judge]['overall']['rate'] for r in rs])} | "
-                    f"{mean_ci([r.get('truth_reward') for r in rs])} | "
-                    f"{mean_ci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | "
-                    f"{mean_ci([_last(t['rows'], names.KL_REF_STD) for t in ts])} |"
-                )
-            lines.append("")
-    return "\n".join(lines) + "\n"

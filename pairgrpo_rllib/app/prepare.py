@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from pairgrpo_rllib.algorithms import stages as S
+from pairgrpo_rllib.app import safe_yaml
 from pairgrpo_rllib.core.checks import fail, suggest
 
 
@@ -31,7 +32,6 @@ class PrepareError(ValueError):
 
 def normalize(section, base_dir: Path) -> list[dict]:
     """``[{"stage", "output", "options" | "spec"}]``; job files read (strict YAML) and inlined."""
-    from pairgrpo_rllib.app import safe_yaml
 
     if section is None:
         return []

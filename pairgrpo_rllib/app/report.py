@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pairgrpo_rllib.core import names
+from pairgrpo_rllib.evaluation import ASPECTS, RATES
 
 STEPS = names.RESULT_STEPS
 EVAL_KEYS = names.RESULT_EVAL_RETURNS
@@ -471,9 +472,8 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
                 f"| {t['algorithm']} | {t['seed']} | {t['failures']} | {int(_last(t['rows'], STEPS) or 0):,} "
                 f"| {t['dir'].name} |"
             )
-    evaluation = Path(results_dir) / "llm_eval.json"
+    evaluation = Path(results_dir) / names.LLM_EVAL_FILE
     if evaluation.is_file():
-        from pairgrpo_rllib.app.llm_eval import render
 
         try:
             data = json.loads(evaluation.read_text())
@@ -481,7 +481,7 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             raise ReportInputError(
                 f"{evaluation}: unreadable ({exc}); rerun `pairgrpo llm eval {results_dir}`"
             ) from None
-        lines += ["", render(data, trials).rstrip()]
+        lines += ["", llm_tables(data, trials).rstrip()]
     lines.append("")
     lines.append("![learning curves](learning_curves.png)")
     return "\n".join(lines) + "\n"
@@ -549,3 +549,116 @@ def write_report(results_dir: str | Path) -> Path:
     tmp.write_text(text)
     tmp.replace(out)
     return out
+
+
+# ---- the LLM evaluation's tables (llm_eval.json of `pairgrpo llm eval` / an evaluate: stage) ----------
+def llm_tables(data: dict, trials: list[dict] | None) -> str:
+    """The paper's LLM tables from ``llm_eval.json`` (mean ± 95% CI across seeds); with the trials'
+    training rows (:func:`load_trials`) also the stability table, the gradient cosine to GRPO and
+    the Hard-Pair ablation."""
+
+    rows = data["trials"]
+    by_label: dict[str, list[dict]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    s = data["settings"]
+    base = s["baseline"]
+    base_name = (
+        "the run's initial policy"
+        if base["kind"] == "policy" and base["path"] == s["model"]
+        else (
+            f"the model at {base['path']}" if base["kind"] == "policy" else "the dataset's chosen responses"
+        )
+    )
+    lines = [
+        "## LLM evaluation",
+        "",
+        f"Against {base_name}; {s['samples']} sampled responses per held-out prompt, each judged against the "
+        "baseline's in both orders, ties half. Mean ± 95% CI across seeds (t); per-trial bootstrap intervals "
+        f"over prompts are in {names.LLM_EVAL_FILE}.",
+        "",
+    ]
+    for judge in rows[0]["win_rates"] if rows else []:
+        lines += [f"### Win rates vs the baseline, judge: {judge}", ""]
+        lines += [
+            "| algorithm | helpfulness (helpful prompts) | harmlessness (harmful prompts) | overall | truth reward | seeds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, rs in sorted(by_label.items()):
+            cells = [mean_ci([r["win_rates"][judge][name]["rate"] for r in rs]) for name, _, _ in RATES]
+            truth = mean_ci([r.get("truth_reward") for r in rs])
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {truth} | {len(rs)} |")
+        answers = [r.get("judge_answers", {}).get(judge) for r in rows]
+        answers = [a for a in answers if a]
+        if answers:
+            total, bad = sum(a["answers"] for a in answers), sum(a["unparsable"] for a in answers)
+            lines.append(f"\nUnparsable answers of this judge: {bad} of {total}.")
+        lines.append("")
+    for rater in rows[0]["likert"] if rows else []:
+        lines += [f"### Likert 1-5, rater: {rater}", ""]
+        lines += ["| algorithm | " + " | ".join(ASPECTS) + " |", "|---|" + "---|" * len(ASPECTS)]
+        baseline_likert = [
+            b["likert"].get(rater) for b in data.get("baselines", {}).values() if b.get("likert")
+        ]
+        if baseline_likert:
+            cells = [mean_ci([b[a]["mean"] for b in baseline_likert]) for a in ASPECTS]
+            lines.append("| baseline | " + " | ".join(cells) + " |")
+        for label, rs in sorted(by_label.items()):
+            cells = [mean_ci([r["likert"][rater][a]["mean"] for r in rs]) for a in ASPECTS]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if trials:
+
+        groups = group_trials(trials)
+        lines += [
+            "### Training stability over the run",
+            "",
+            "Gradient-norm variance and KL(pi || pi_ref) std depend on the scale of the advantages (Soft-Pair's are "
+            "smaller); their coefficients of variation (std / mean) do not.",
+            "",
+            "| algorithm | grad-norm variance | grad-norm CV (scale-free) | KL std | KL CV (scale-free) | cosine to GRPO's gradient (mean over the run) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, ts in sorted(groups.items()):
+
+            def col(key, ts=ts):
+                return mean_ci([_last(t["rows"], key) for t in ts])
+
+            cos = [
+                statistics.fmean(v)
+                if (
+                    v := [
+                        r[names.GRAD_COSINE_VS_GRPO]
+                        for r in t["rows"]
+                        if r.get(names.GRAD_COSINE_VS_GRPO) is not None
+                    ]
+                )
+                else None
+                for t in ts
+            ]
+            lines.append(
+                f"| {label} | {col(names.GRAD_NORM_VAR)} | {col(names.GRAD_NORM_CV)} | {col(names.KL_REF_STD)} | "
+                f"{col(names.KL_REF_CV)} | {mean_ci(cos)} |"
+            )
+        lines.append("")
+        ablation = sorted(label for label in by_label if label.startswith("Hard-Pair-GRPO")) + [
+            label for label in by_label if label == "Soft-Pair-GRPO"
+        ]
+        if len(ablation) > 1 and rows:
+            judge = next(iter(rows[0]["win_rates"]))
+            lines += [
+                f"### Hard-Pair ablation (judge: {judge})",
+                "",
+                "| variant | overall win rate | truth reward | grad-norm CV | KL std |",
+                "|---|---|---|---|---|",
+            ]
+            for label in ablation:
+                rs, ts = by_label[label], groups.get(label, [])
+                lines.append(
+                    f"| {label} | {mean_ci([r['win_rates'][judge]['overall']['rate'] for r in rs])} | "
+                    f"{mean_ci([r.get('truth_reward') for r in rs])} | "
+                    f"{mean_ci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | "
+                    f"{mean_ci([_last(t['rows'], names.KL_REF_STD) for t in ts])} |"
+                )
+            lines.append("")
+    return "\n".join(lines) + "\n"

@@ -31,7 +31,11 @@ from pathlib import Path
 
 from ray import tune
 
+from pairgrpo_rllib.algorithms.registry import register_with_tune
 from pairgrpo_rllib.app import experiment as X
+from pairgrpo_rllib.app import llm_eval
+from pairgrpo_rllib.app import prepare as P
+from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
 from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
 
@@ -96,38 +100,6 @@ class AlgorithmTrial(tune.Trainable):
     def default_resource_request(cls, config):
         algo_config = cls.algorithm_config(config)
         return algo_config.algo_class.default_resource_request(algo_config)
-
-
-MANIFEST = "pairgrpo_manifest.json"
-
-
-def write_manifest(folder: Path) -> None:
-    """List every file of a checkpoint with its size (written last, so a copy is complete only when
-    the manifest and every file it names are there at their sizes)."""
-    files = {
-        str(f.relative_to(folder)): f.stat().st_size
-        for f in sorted(folder.rglob("*"))
-        if f.is_file() and f.name != MANIFEST
-    }
-    _write_json_atomically(folder / MANIFEST, {"files": files})
-
-
-def checkpoint_complete(folder: Path) -> bool:
-    try:
-        files = json.loads((folder / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    for name, size in files.items():
-        f = folder / name
-        if not f.is_file() or f.stat().st_size != size:
-            return False
-    return True
-
-
-def newest_complete_checkpoint(trial_dir: Path) -> Path | None:
-    """The highest-numbered ``checkpoint_*`` folder in ``trial_dir`` whose manifest checks out."""
-    found = sorted(trial_dir.glob("checkpoint_*"), key=lambda p: p.name, reverse=True)
-    return next((c for c in found if c.is_dir() and checkpoint_complete(c)), None)
 
 
 def _checkpoint_fs_path(checkpoint) -> str | None:
@@ -240,7 +212,7 @@ def prepare(
         ) from None
     _lock(exp_dir)
     if not resume:
-        _write_json_atomically(exp_dir / SPEC_FILE, run)
+        write_json_atomically(exp_dir / SPEC_FILE, run)
     return exp_dir
 
 
@@ -258,12 +230,6 @@ def _lock(exp_dir: Path) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     _LOCKS.append(fd)  # the lock ends with the process, however it ends
-
-
-def _write_json_atomically(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -328,7 +294,6 @@ def run(
     try:
         with guard:
             if spec.get("prepare"):
-                from pairgrpo_rllib.app import prepare as P
 
                 P.run(spec["prepare"])  # what the trials read, made once (skipped where it exists)
             results = _run_tune(
@@ -353,7 +318,6 @@ def run(
             f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
         )
     if spec.get("evaluate") is not None:  # the LLM evaluation of every trial's final policy
-        from pairgrpo_rllib.app import llm_eval
 
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
@@ -363,7 +327,6 @@ def run(
 def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed, verbose: int):
     import ray
 
-    from pairgrpo_rllib.algorithms.registry import register_with_tune
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pairgrpo_rllib.algorithms.registry import algorithm_class
 from pairgrpo_rllib.core.theory.bandit import Case
 from pairgrpo_rllib.core.theory.check import TOLERANCE, closed_form, result_row
+from pairgrpo_rllib.envs.bandit import ENV_ID
 
 ALGO_NAMES = {"grpo": "GRPO", "soft_pair_grpo": "Soft-Pair-GRPO"}
 
@@ -31,8 +33,6 @@ def simulate_rllib(
     import ray
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    from pairgrpo_rllib.algorithms.registry import algorithm_class
-    from pairgrpo_rllib.envs.bandit import ENV_ID
 
     if case.algorithm not in ALGO_NAMES or case.group_size == "inf":
         raise ValueError(f"--backend rllib runs grpo and soft_pair_grpo with a finite G, not {case}")

@@ -258,16 +258,7 @@ def pg_grpo_loss(
     *,
     beta_pg: float = default("beta_pg"),
     w1: float = default("kl_coeff"),
-    clip_low: float = default("clip_low"),
-    clip_high: float = default("clip_high"),
-    kl_estimator: str = default("kl_estimator"),
-    loss_agg: str = default("loss_agg"),
-    log_ratio_clamp: float | None = None,
-    kl: torch.Tensor | None = None,
-    weights: torch.Tensor | None = None,
-    max_len: int | None = None,
-    is_weights: torch.Tensor | None = None,
-    token_count: torch.Tensor | float | None = None,
+    **options,
 ) -> tuple[torch.Tensor, Stats]:
     """PG-GRPO (PG-GRPO §3): GRPO with the preference ratio and a KL penalty weighted ``w1``.
 
@@ -276,31 +267,17 @@ def pg_grpo_loss(
     The note writes one symmetric epsilon and the k3 penalty (the defaults); both ends of the clip
     and the estimator are options, as for GRPO.
 
-    Args: as :func:`grpo_loss`; ``beta_pg`` (0.1, chosen: DPO's usual temperature), ``w1`` (the
-    note's KL weight, default GRPO's 0.04).
+    Args: as :func:`grpo_loss` (``options``: its keyword options, with its defaults), except that
+    ``beta_pg`` (0.1, chosen: DPO's usual temperature) sets the ratio's scale and ``w1`` (the note's
+    KL weight, default GRPO's 0.04) takes the place of ``beta``.
     """
     check_positive("beta_pg", beta_pg)
     # PG-GRPO's own name for the KL weight: grpo_loss would report it as beta.
     check_positive("w1", w1, allow_zero=True)
-    return grpo_loss(
-        logp,
-        old_logp,
-        ref_logp,
-        adv,
-        mask,
-        clip_low=clip_low,
-        clip_high=clip_high,
-        beta=w1,
-        kl_estimator=kl_estimator,
-        loss_agg=loss_agg,
-        log_ratio_clamp=log_ratio_clamp,
-        ratio_scale=beta_pg,
-        kl=kl,
-        weights=weights,
-        max_len=max_len,
-        is_weights=is_weights,
-        token_count=token_count,
-    )
+    for name in ("beta", "ratio_scale"):
+        if name in options:
+            raise TypeError(f"pg_grpo_loss takes no {name}: PG-GRPO sets it from {'w1' if name == 'beta' else 'beta_pg'}")
+    return grpo_loss(logp, old_logp, ref_logp, adv, mask, beta=w1, ratio_scale=beta_pg, **options)
 
 
 def dpo_loss(

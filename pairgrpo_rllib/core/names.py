@@ -132,6 +132,7 @@ EVALUATION_STEPS = "evaluation_env_steps"
 
 # --- result keys as the report and the progress lines read them (flattened with "/") -------------
 RESULT_STEPS = "env_runners/num_env_steps_sampled_lifetime"
+LLM_EVAL_FILE = "llm_eval.json"  # the LLM evaluation's numbers, per trial and per experiment
 RESULT_TRAIN_RETURN = "env_runners/episode_return_mean"
 # RLlib's own evaluation (PPO with an evaluation config) reports its return here.
 RESULT_RLLIB_EVAL_RETURN = "evaluation/env_runners/episode_return_mean"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from pairgrpo_rllib.envs.llm.engines import TransformersEngine, left_pad
+from pairgrpo_rllib.envs.llm.models import format_prompt, load_causal_lm, load_tokenizer
+
 
 @torch.no_grad()
 def sample_responses(
@@ -22,8 +25,6 @@ def sample_responses(
 ) -> list[list[str]]:
     """``samples`` sampled responses per prompt from the model at ``model_path`` (with ``state_dict``
     loaded over it: a trained policy), prompt *i* seeded with ``seed + i`` per batch."""
-    from pairgrpo_rllib.envs.llm.engines import left_pad
-    from pairgrpo_rllib.envs.llm.models import format_prompt, load_causal_lm, load_tokenizer
 
     tok = load_tokenizer(model_path)
     ids = [tok(format_prompt(tok, p), add_special_tokens=False)["input_ids"] for p in prompts]
@@ -48,7 +49,6 @@ def sample_responses(
         if state_dict is not None:
             eng.load_weights(state_dict)
     else:
-        from pairgrpo_rllib.envs.llm.engines import TransformersEngine
 
         model = load_causal_lm(model_path, dtype=dtype)
         if state_dict is not None:

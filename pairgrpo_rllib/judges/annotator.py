@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
+from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE, truth_reward
 from pairgrpo_rllib.judges.base import LabelJudge, question
 
 
@@ -24,7 +24,6 @@ class AnnotatorJudge(LabelJudge):
         return cls(spec.temperature)
 
     def prob(self, prompt, a, b):
-        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 
         q = question(prompt)
         diff = (truth_reward(q, a) - truth_reward(q, b)) / self.temperature

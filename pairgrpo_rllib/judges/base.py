@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pairgrpo_rllib.core.preferences import judge_preference_matrix
+
 # The aspects a judge can be asked about (evaluation's win rates and Likert ratings).
 ASPECTS = ("coherence", "helpfulness", "harmlessness", "relevance", "overall")
 
@@ -73,7 +75,6 @@ class LabelJudge(Judge):
         raise NotImplementedError
 
     def labels(self, prompts, responses, generator) -> np.ndarray:
-        from pairgrpo_rllib.core.preferences import judge_preference_matrix
 
         out = [
             judge_preference_matrix(

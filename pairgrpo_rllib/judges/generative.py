@@ -22,6 +22,8 @@ import re
 
 import torch
 
+from pairgrpo_rllib.envs.llm.engines import TransformersEngine, left_pad
+from pairgrpo_rllib.envs.llm.models import format_prompt, load_causal_lm, load_tokenizer
 from pairgrpo_rllib.judges.base import LabelJudge, VerdictJudge, question
 
 LABEL_TEMPLATE = (
@@ -77,7 +79,6 @@ class GenerativeJudge(VerdictJudge, LabelJudge):
         batch_size: int = 32,
         trust_remote_code: bool = False,
     ):
-        from pairgrpo_rllib.envs.llm.models import load_tokenizer
 
         self.path, self.engine_name, self.dtype = path, engine, dtype
         self.max_new_tokens, self.batch_size = int(max_new_tokens), int(batch_size)
@@ -97,7 +98,6 @@ class GenerativeJudge(VerdictJudge, LabelJudge):
     @property
     def model(self):
         if self._model is None:
-            from pairgrpo_rllib.envs.llm.models import load_causal_lm
 
             self._model = load_causal_lm(
                 self.path, dtype=self.dtype, trust_remote_code=self.trust_remote_code
@@ -107,7 +107,6 @@ class GenerativeJudge(VerdictJudge, LabelJudge):
     # ---- training: P(A) from the next token's logits ----------------------------------------------
     @torch.no_grad()
     def _p_first(self, prompt: str, a: str, b: str) -> float:
-        from pairgrpo_rllib.envs.llm.models import format_prompt
 
         text = format_prompt(self.tokenizer, LABEL_TEMPLATE.format(prompt=prompt, a=a, b=b))
         ids = torch.as_tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]])
@@ -132,7 +131,6 @@ class GenerativeJudge(VerdictJudge, LabelJudge):
                 seed=0,
                 dtype=self.dtype,
             )
-        from pairgrpo_rllib.envs.llm.engines import TransformersEngine
 
         return TransformersEngine(
             self.model, self.tokenizer, temperature=1.0, max_new_tokens=self.max_new_tokens
@@ -140,8 +138,6 @@ class GenerativeJudge(VerdictJudge, LabelJudge):
 
     def answer(self, texts: list[str]) -> list[str]:
         """The judge's greedy answers to ``texts`` (chat-formatted), in batches."""
-        from pairgrpo_rllib.envs.llm.engines import left_pad
-        from pairgrpo_rllib.envs.llm.models import format_prompt
 
         ids = [
             self.tokenizer(format_prompt(self.tokenizer, t), add_special_tokens=False)["input_ids"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_value, fail, suggest
+from pairgrpo_rllib.envs.llm.models import check_model_path
 from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
 from pairgrpo_rllib.judges.annotator import AnnotatorJudge
 from pairgrpo_rllib.judges.base import Judge
@@ -97,7 +98,6 @@ def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | Non
     """``raw`` (a mapping, or a bare kind name) checked for ``purpose`` (train, eval, likert); None
     stays None. Raises ValueError naming ``field``'s key, the value and the fix. ``promised``: model
     paths an earlier ``prepare`` stage of the same experiment will write, accepted as present."""
-    from pairgrpo_rllib.envs.llm.models import check_model_path
 
     if purpose not in PURPOSES:
         fail("purpose", purpose, f"use one of {', '.join(PURPOSES)}")

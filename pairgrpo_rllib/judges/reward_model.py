@@ -14,13 +14,13 @@ import dataclasses
 import numpy as np
 import torch
 
+from pairgrpo_rllib.envs.llm.models import check_model_path, format_prompt, load_tokenizer, torch_dtype
 from pairgrpo_rllib.judges.base import ScoreVerdicts
 
 
 def reward_model_text(tokenizer, prompt: list[dict], response: str) -> str:
     """The text a reward model scores: the conversation with the response as the assistant's turn
     (also what the reward-model job trains on, so training and scoring see the same text)."""
-    from pairgrpo_rllib.envs.llm.models import format_prompt
 
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
@@ -53,7 +53,6 @@ class RewardModelJudge(_CachedVerdicts):
     ):
         from transformers import AutoModelForSequenceClassification
 
-        from pairgrpo_rllib.envs.llm.models import check_model_path, load_tokenizer, torch_dtype
 
         check_model_path(path, "reward_model.path")
         self.tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code, padding_side="right")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pairgrpo_rllib.envs.llm.synthetic import truth_reward, truth_scores
 from pairgrpo_rllib.judges.base import ScoreVerdicts, question
 
 
@@ -18,7 +19,6 @@ class TruthJudge(ScoreVerdicts):
 
     def score(self, prompts, responses) -> np.ndarray:
         """``(N, G)`` float32: the ``overall`` truth of each response."""
-        from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 
         return np.asarray(
             [[truth_reward(question(p), r) for r in rs] for p, rs in zip(prompts, responses, strict=True)],
@@ -26,7 +26,6 @@ class TruthJudge(ScoreVerdicts):
         )
 
     def values(self, prompts, responses, aspect):
-        from pairgrpo_rllib.envs.llm.synthetic import truth_scores
 
         return np.asarray(
             [truth_scores(question(p), r)[aspect] for p, r in zip(prompts, responses, strict=True)]
