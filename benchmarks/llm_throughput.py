@@ -17,12 +17,13 @@ Usage: ``.venv/bin/python benchmarks/llm_throughput.py [--rounds 3] [--iters 3] 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
 from pathlib import Path
+
+from rounds import local_ray, timing_args
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -158,12 +159,8 @@ def timed(fn):
 def main() -> None:
     import ray
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=3)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    args = timing_args()
+    local_ray()
     systems = {
         "ours (transformers)": ours("transformers"),
         "ours (vLLM)": ours("vllm"),

@@ -13,12 +13,13 @@ Usage: ``.venv/bin/python benchmarks/throughput.py [--rounds 3] [--iters 3] [--o
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
 from pathlib import Path
+
+from rounds import local_ray, timing_args
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -63,12 +64,8 @@ def main() -> None:
 
     from pairgrpo_rllib.app import experiment as X
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=3)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    args = timing_args()
+    local_ray()
     spec = X.load(CONFIG, OVERRIDES)
     algos = {a: X.build_config(spec, a, seed=0).build_algo() for a in ALGOS}
     # RLlib's sampler pays ~0.7 ms per step and env (docs/rllib_notes.md): PPO with one env shows how much of
