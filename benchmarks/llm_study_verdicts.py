@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from pairgrpo_rllib.app.report import _half_width, _last, group_trials, load_trials, welch_diff
+from pairgrpo_rllib.app.report import group_trials, half_width, last_value, load_trials, welch_diff
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.evaluation import ASPECTS
 
@@ -61,7 +61,7 @@ class Study:
                 ]
                 out.append(statistics.fmean(v) if v else None)
             return out
-        return [_last(t["rows"], TRAIN_KEYS[what]) for t in self.groups.get(label, [])]
+        return [last_value(t["rows"], TRAIN_KEYS[what]) for t in self.groups.get(label, [])]
 
     def baseline(self, what: str) -> list:
         b = self.data["baselines"].values()
@@ -75,7 +75,7 @@ def ci(values, digits: int = 3) -> str:
     if not vals:
         return "-"
     m = statistics.fmean(vals)
-    return f"{m:.{digits}f} ± {_half_width(vals):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {half_width(vals):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
 
 
 def sig(values) -> str:
@@ -83,7 +83,7 @@ def sig(values) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
-    return f"{statistics.fmean(vals):.2g} ± {_half_width(vals):.2g}"
+    return f"{statistics.fmean(vals):.2g} ± {half_width(vals):.2g}"
 
 
 def diff(a, b) -> tuple[float, float] | None:

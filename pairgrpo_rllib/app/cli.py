@@ -263,31 +263,31 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """A preparation stage (``algorithms.stages``, by its command-line name) or ``eval``."""
     from pathlib import Path
 
-    from pairgrpo_rllib.algorithms import stages as S
+    from pairgrpo_rllib.algorithms import stages as stage_table
 
     if args.action == "eval":
         return _cmd_llm_eval(args, parser)
-    stage = S.CLI_NAMES[args.action]
+    stage = stage_table.CLI_NAMES[args.action]
     try:
-        if not S.STAGES[stage].job:
+        if not stage_table.STAGES[stage].job:
             target = Path(args.target)
             if target.exists() and any(target.iterdir()):
                 parser.error(
                     f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory"
                 )
-            options = {k: getattr(args, k) for k in S.STAGES[stage].options}
-            S.run(stage, (args.target, S.check_options(stage, options, args.action)))
-            print(f"[llm] {S.STAGES[stage].made} written to {target}")
+            options = {k: getattr(args, k) for k in stage_table.STAGES[stage].options}
+            stage_table.run(stage, (args.target, stage_table.check_options(stage, options, args.action)))
+            print(f"[llm] {stage_table.STAGES[stage].made} written to {target}")
             return 0
-        from pairgrpo_rllib.app import experiment as X
+        from pairgrpo_rllib.app import experiment
 
-        spec = X.read(Path(args.target))
+        spec = experiment.read(Path(args.target))
         for item in args.set:
-            X.apply_override(spec, item)
-        S.check_job(stage, spec)  # every value checked before a model loads
+            experiment.apply_override(spec, item)
+        stage_table.check_job(stage, spec)  # every value checked before a model loads
     except (ValueError, OSError) as exc:
         parser.error(str(exc).splitlines()[0])
-    summary = S.run(stage, spec)
+    summary = stage_table.run(stage, spec)
     shown = {k: v for k, v in summary.items() if k != "settings"}
     print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
     print(f"[llm] model written to {summary['settings']['output']}")
@@ -297,8 +297,7 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pathlib import Path
 
-    from pairgrpo_rllib.app import experiment as X
-    from pairgrpo_rllib.app import llm_eval
+    from pairgrpo_rllib.app import experiment, llm_eval
     from pairgrpo_rllib.app.runner import SPEC_FILE
 
     exp_dir = Path(args.target)
@@ -307,7 +306,7 @@ def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             f"EXP_DIR={args.target!r} is invalid: not a folder; pass an experiment folder written by sweep"
         )
     if args.config:
-        spec = X.load(args.config, args.set)
+        spec = experiment.load(args.config, args.set)
     else:
         saved = exp_dir / SPEC_FILE
         try:
@@ -347,22 +346,22 @@ def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import signal
 
-    from pairgrpo_rllib.app import experiment as X
+    from pairgrpo_rllib.app import experiment
 
     try:
-        spec = X.load(args.config, args.set)
+        spec = experiment.load(args.config, args.set)
         algorithm = seed = None
         if args.command == "train":
-            algos = X.algorithms_of(spec)
+            algos = experiment.algorithms_of(spec)
             algorithm = args.algorithm or algos[0]
             if algorithm not in algos:
-                raise X.ExperimentError(
+                raise experiment.ExperimentError(
                     f"--algorithm {algorithm!r} is not in the file's algorithm list {algos}"
                 )
             seeds = spec.get("seeds", [0])
             seed = seeds[0] if args.seed is None else args.seed
             spec = dict(spec, name=f"{spec['name']}_{algorithm}_seed{seed}")
-    except X.ExperimentError as exc:
+    except experiment.ExperimentError as exc:
         parser.error(str(exc))
     except Exception as exc:  # a check that itself failed: still one line, never a traceback
         parser.error(
@@ -381,7 +380,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
-    except X.ExperimentError as exc:
+    except experiment.ExperimentError as exc:
         parser.error(str(exc))
     except runner.Interrupted as exc:
         name = signal.Signals(exc.signum).name
@@ -526,26 +525,26 @@ def _cmd_theory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pairgrpo_rllib.app import cluster as K
+    from pairgrpo_rllib.app import cluster
 
     try:
         if args.action == "up":
-            c = K.up(args.dir, workers=args.workers, cpus_per_node=args.cpus_per_node)
+            c = cluster.up(args.dir, workers=args.workers, cpus_per_node=args.cpus_per_node)
             print(f"[cluster] {1 + args.workers} nodes up: GCS {c.address}, dashboard/jobs {c.dashboard_url}")
             print(f'[cluster] for `ray job submit`, run:  eval "$(pairgrpo cluster env --dir {args.dir})"')
-            print(f"[cluster] {K.LISTEN_NOTE}")
+            print(f"[cluster] {cluster.LISTEN_NOTE}")
         elif args.action == "down":
-            res = K.down(args.dir)
+            res = cluster.down(args.dir)
             left = res["leftovers_killed"]
             print(
-                f"[cluster] stopped: {res['nodes_killed']} node(s) did not drain in {K.DRAIN_SECONDS:.0f} s and were "
+                f"[cluster] stopped: {res['nodes_killed']} node(s) did not drain in {cluster.DRAIN_SECONDS:.0f} s and were "
                 f"killed; {len(left)} leftover process(es) killed{(': ' + ', '.join(left)) if left else ''}"
             )
         elif args.action == "status":
-            print(json.dumps(K.status(args.dir), indent=2))
+            print(json.dumps(cluster.status(args.dir), indent=2))
         else:
-            print(K.shell_exports(K.Cluster.load(args.dir)))
-    except K.ClusterError as exc:
+            print(cluster.shell_exports(cluster.Cluster.load(args.dir)))
+    except cluster.ClusterError as exc:
         parser.error(str(exc))
     return 0
 

@@ -36,10 +36,10 @@ from pathlib import Path
 
 from pairgrpo_rllib.algorithms.registry import ALGORITHMS, algorithm_config, is_group_algorithm
 from pairgrpo_rllib.app import llm_eval, safe_yaml
-from pairgrpo_rllib.app import prepare as P
+from pairgrpo_rllib.app import prepare as prepare_stages
 from pairgrpo_rllib.app.prepare import promised_outputs
 from pairgrpo_rllib.core import names
-from pairgrpo_rllib.core.checks import suggest as _suggest
+from pairgrpo_rllib.core.checks import suggest
 from pairgrpo_rllib.envs.llm.models import promised_paths
 
 TOP_LEVEL = {
@@ -92,16 +92,14 @@ def load(path: str | Path, overrides: list[str] | None = None) -> dict:
     for item in overrides or []:
         apply_override(spec, item)
     if "prepare" in spec:
-
         try:
             # job files read and inlined: the saved experiment records what was run
-            spec["prepare"] = P.normalize(spec["prepare"], p.parent)
-        except P.PrepareError as exc:
+            spec["prepare"] = prepare_stages.normalize(spec["prepare"], p.parent)
+        except prepare_stages.PrepareError as exc:
             raise ExperimentError(str(exc)) from None
     environment = spec.get("environment")
     if isinstance(environment, dict) and environment.get("env") == names.LLM_ENV:
-
-        P.absolute_paths(spec)  # trials run in their own folders
+        prepare_stages.absolute_paths(spec)  # trials run in their own folders
     check(spec)
     return spec
 
@@ -191,7 +189,7 @@ def check(spec: dict) -> None:
     for key in spec:
         if key not in TOP_LEVEL and key not in SECTIONS:
             raise ExperimentError(
-                f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL | set(SECTIONS))}; "
+                f"unknown top-level key {key!r}{suggest(str(key), TOP_LEVEL | set(SECTIONS))}; "
                 f"allowed: {', '.join(sorted(TOP_LEVEL | set(SECTIONS)))}"
             )
     _check_name(spec.get("name"))
@@ -218,7 +216,7 @@ def check(spec: dict) -> None:
     for a in algos:
         if not isinstance(a, str) or a not in ALGORITHMS:
             raise ExperimentError(
-                f"algorithm={a!r} is unknown{_suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+                f"algorithm={a!r} is unknown{suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
             )
     seeds = spec.get("seeds", [0])
     if (
@@ -238,7 +236,7 @@ def check(spec: dict) -> None:
     for k, v in stop.items():
         if k not in STOP_KEYS:
             raise ExperimentError(
-                f"stop.{k} is unknown{_suggest(str(k), STOP_KEYS)}; use {', '.join(STOP_KEYS)}"
+                f"stop.{k} is unknown{suggest(str(k), STOP_KEYS)}; use {', '.join(STOP_KEYS)}"
             )
         if not _is_number(v) or not 0 < v <= MAX_STOP[k]:
             raise ExperimentError(
@@ -264,10 +262,9 @@ def check(spec: dict) -> None:
         _check_env(env)
     stages = spec.get("prepare") or []
     if stages:
-
         try:
-            P.check(stages)
-        except P.PrepareError as exc:
+            prepare_stages.check(stages)
+        except prepare_stages.PrepareError as exc:
             raise ExperimentError(str(exc)) from None
     per = spec.get("per_algorithm") or {}
     if not isinstance(per, dict):
@@ -277,13 +274,13 @@ def check(spec: dict) -> None:
         # may run fewer algorithms than its base); an unknown name is a typo.
         if a not in ALGORITHMS:
             raise ExperimentError(
-                f"per_algorithm.{a}: {a!r} is not an algorithm{_suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
+                f"per_algorithm.{a}: {a!r} is not an algorithm{suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
             )
         _check_mapping(f"per_algorithm.{a}", sections)
         for section, kv in (sections or {}).items():
             if section not in SECTIONS:
                 raise ExperimentError(
-                    f"per_algorithm.{a}.{section} is not a builder section{_suggest(str(section), SECTIONS)}"
+                    f"per_algorithm.{a}.{section} is not a builder section{suggest(str(section), SECTIONS)}"
                 )
             _check_mapping(f"per_algorithm.{a}.{section}", kv)
     # RLlib logs warnings while configs are validated ("new API stack"): the user's terminal keeps
@@ -297,7 +294,6 @@ def check(spec: dict) -> None:
     made = promised_paths(promised_outputs(stages))  # what the prepare stages write counts as present
     try:
         if spec.get("evaluate") is not None:
-
             if env != names.LLM_ENV:
                 raise ExperimentError(
                     f"evaluate: the LLM evaluation needs an LLM run (environment.env: {names.LLM_ENV}), not {env}"
@@ -366,7 +362,7 @@ def _check_numbers(node, path: str) -> None:
             _check_numbers(v, f"{path}[{i}]")
 
 
-def _tag(value) -> str | None:
+def search_tag(value) -> str | None:
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_TAGS:
         return next(iter(value))
     return None
@@ -374,7 +370,7 @@ def _tag(value) -> str | None:
 
 def _check_search_tags(node, path: str) -> None:
     """Search spaces well formed: grid/choice a non-empty list, ranges two numbers low < high."""
-    tag = _tag(node)
+    tag = search_tag(node)
     if tag is not None:
         arg = node[tag]
         where = f"{path}.{tag}"
@@ -405,8 +401,8 @@ def _search_variants(sections: dict) -> list[dict]:
     variants = [base]
     for section, kv in sections.items():
         for key, value in (kv or {}).items():
-            if _tag(value) in ("grid_search", "choice"):
-                for alternative in value[_tag(value)][1:]:
+            if search_tag(value) in ("grid_search", "choice"):
+                for alternative in value[search_tag(value)][1:]:
                     variant = copy.deepcopy(base)
                     variant[section][key] = alternative
                     variants.append(variant)
@@ -429,7 +425,7 @@ def _check_env(env: str) -> None:
 def _first(value):
     """``value`` with every search-space tag, at any depth, replaced by its first value (ranges:
     the low end), for checks before Ray starts."""
-    tag = _tag(value)
+    tag = search_tag(value)
     if tag is not None:
         return _first(value[tag][0])
     if isinstance(value, dict):
@@ -462,7 +458,7 @@ def sections_for(spec: dict, algo: str) -> dict[str, dict]:
     out = {s: copy.deepcopy(spec.get(s) or {}) for s in SECTIONS}
     for s, kv in ((spec.get("per_algorithm") or {}).get(algo) or {}).items():
         if s not in SECTIONS:
-            raise ExperimentError(f"per_algorithm.{algo}.{s} is not a builder section{_suggest(s, SECTIONS)}")
+            raise ExperimentError(f"per_algorithm.{algo}.{s} is not a builder section{suggest(s, SECTIONS)}")
         out[s] = merge(out[s], kv or {})
     return out
 
@@ -494,7 +490,7 @@ def build_config(spec_or_sections: dict, algo: str, seed: int, resolve_search: b
         allowed |= cfg.extra_options(section)
         for k in kv:
             if k not in allowed:
-                raise ExperimentError(f"{section}.{k} is not an option of {algo}{_suggest(k, allowed)}")
+                raise ExperimentError(f"{section}.{k} is not an option of {algo}{suggest(k, allowed)}")
         try:
             method(**kv)
         except Exception as exc:  # RLlib's builders raise many kinds on bad values

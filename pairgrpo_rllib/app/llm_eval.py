@@ -70,7 +70,9 @@ def settings(section, spec: dict, promised=()) -> dict:
     model_config = (spec.get("rl_module") or {}).get("model_config") or {}
     # the run's policy and lengths, with the run's defaults (core.defaults: one table)
     policy = policy_settings(model_config, promised) if model_config.get("name_or_path") else None
-    run_new, run_prompt = (env_config.get(k, LLM_FIELDS[k].default) for k in ("max_new_tokens", "max_prompt_tokens"))
+    run_new, run_prompt = (
+        env_config.get(k, LLM_FIELDS[k].default) for k in ("max_new_tokens", "max_prompt_tokens")
+    )
     s = {
         "prompts": section.get("prompts"),
         "baseline": section.get("baseline", "start"),
@@ -109,9 +111,7 @@ def settings(section, spec: dict, promised=()) -> dict:
     b = s["baseline"]
     if b == "start":
         if not s["model"]:
-            fail(
-                "evaluate.baseline", b, "the run names no rl_module.model_config.name_or_path to start from"
-            )
+            fail("evaluate.baseline", b, "the run names no rl_module.model_config.name_or_path to start from")
         s["baseline"] = {"kind": "policy", "path": s["model"]}
     elif isinstance(b, dict) and set(b) == {"path"}:
         check_model_path(str(b["path"]), "evaluate.baseline.path", promised)
@@ -185,7 +185,6 @@ def policy_state(trial_dir: Path) -> tuple[dict, str]:
     """The merged HF weights of the trial's newest complete checkpoint, and that checkpoint's name."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-
     ckpt = newest_complete_checkpoint(trial_dir)
     if ckpt is None:
         found = sorted(trial_dir.glob("checkpoint_*"))
@@ -227,7 +226,6 @@ def ratings(s: dict, prompts, responses_: list[list[str]], seed: int) -> dict:
         finally:
             rater.stop()
     if any(spec.kind == "truth" for spec in s["judges"] + s["likert"]):
-
         vals = [
             statistics.fmean(truth_reward(p[-1]["content"], r) for r in rs)
             for p, rs in zip(prompts, responses_, strict=True)
@@ -294,7 +292,6 @@ def _trial_task(s: dict, data: tuple, trial: dict, baseline: dict) -> dict:
 def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
     """Evaluate every trial of ``exp_dir`` (Ray tasks, one CPU each); returns the experiment's JSON."""
     import ray
-
 
     stream = stream or sys.stdout
     exp_dir = Path(exp_dir).resolve()  # checkpoints are read by URI: relative paths do not parse

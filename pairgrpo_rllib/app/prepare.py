@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from pairgrpo_rllib.algorithms import stages as S
+from pairgrpo_rllib.algorithms import stages as stage_table
 from pairgrpo_rllib.app import safe_yaml
 from pairgrpo_rllib.core.checks import fail, suggest
 
@@ -45,21 +45,23 @@ def normalize(section, base_dir: Path) -> list[dict]:
     stages = []
     for i, item in enumerate(section):
         where = f"prepare[{i}]"
-        keys = [k for k in (item if isinstance(item, dict) else {}) if k in S.STAGES]
+        keys = [k for k in (item if isinstance(item, dict) else {}) if k in stage_table.STAGES]
         if not isinstance(item, dict) or len(keys) != 1:
-            unknown = [k for k in (item if isinstance(item, dict) else {}) if k not in S.OPTION_NAMES]
-            hint = suggest(unknown[0], S.STAGES) if unknown and not keys else ""
+            unknown = [
+                k for k in (item if isinstance(item, dict) else {}) if k not in stage_table.OPTION_NAMES
+            ]
+            hint = suggest(unknown[0], stage_table.STAGES) if unknown and not keys else ""
             fail(
                 where,
                 item,
-                f"each stage is a mapping with exactly one of {', '.join(S.STAGES)}{hint}",
+                f"each stage is a mapping with exactly one of {', '.join(stage_table.STAGES)}{hint}",
                 PrepareError,
             )
         stage = keys[0]
         options = {k: v for k, v in item.items() if k != stage}
-        S.check_options(stage, options, where, PrepareError)
+        stage_table.check_options(stage, options, where, PrepareError)
         value = item[stage]
-        if not S.STAGES[stage].job:
+        if not stage_table.STAGES[stage].job:
             if not isinstance(value, str) or not value:
                 fail(f"{where}.{stage}", value, "give the directory to write", PrepareError)
             stages.append({"stage": stage, "output": value, "options": options})
@@ -149,7 +151,10 @@ def absolute_paths(spec: dict) -> None:
 def promised_outputs(stages: list[dict]) -> list[str]:
     """Every path the stages write (their outputs and the files under them)."""
     return [
-        p for st in stages if isinstance(st.get("output"), str) for p in S.outputs(st["stage"], st["output"])
+        p
+        for st in stages
+        if isinstance(st.get("output"), str)
+        for p in stage_table.outputs(st["stage"], st["output"])
     ]
 
 
@@ -158,10 +163,10 @@ def check(stages: list[dict]) -> None:
     for i, st in enumerate(stages):
         where = f"prepare[{i}]"
         if "spec" not in st:
-            S.check_options(st["stage"], st.get("options", {}), where, PrepareError)
+            stage_table.check_options(st["stage"], st.get("options", {}), where, PrepareError)
             continue
         try:
-            S.check_job(st["stage"], st["spec"], promised=promised_outputs(stages[:i]))
+            stage_table.check_job(st["stage"], st["spec"], promised=promised_outputs(stages[:i]))
         except ValueError as exc:
             raise PrepareError(f"{where} ({st['stage']}): {exc}") from None
 
@@ -172,15 +177,17 @@ def run(stages: list[dict]) -> list[dict]:
     for st in stages:
         stage = st["stage"]
         tag = f"[prepare] {stage} -> {st['output']}"
-        if S.done(stage, st["output"]):
+        if stage_table.done(stage, st["output"]):
             print(f"{tag}: exists, skipped", file=sys.stderr, flush=True)
             continue
         start = time.monotonic()
         print(f"{tag}: running", file=sys.stderr, flush=True)
         if "spec" in st:
-            summary = S.run(stage, st["spec"])
+            summary = stage_table.run(stage, st["spec"])
         else:
-            S.run(stage, (st["output"], S.check_options(stage, st.get("options", {}), "prepare")))
+            stage_table.run(
+                stage, (st["output"], stage_table.check_options(stage, st.get("options", {}), "prepare"))
+            )
             summary = {"stage": stage}
         print(f"{tag}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         summaries.append({k: v for k, v in summary.items() if k != "settings"})

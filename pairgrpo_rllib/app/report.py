@@ -317,7 +317,7 @@ def mean_ci(values: list[float]) -> str:
     m = statistics.fmean(vals)
     if len(vals) == 1:
         return f"{_v(m)} (n=1)"
-    return f"{_v(m)} ± {_v(_half_width(vals))} (n={len(vals)})"
+    return f"{_v(m)} ± {_v(half_width(vals))} (n={len(vals)})"
 
 
 def welch_diff(a: list[float], b: list[float]) -> tuple[float, float] | None:
@@ -351,17 +351,17 @@ def mean_curve(curves: list[dict]) -> tuple[list[float], list[float], list[float
     for step in common:
         vals = [c[step] for c in curves]
         means.append(statistics.fmean(vals))
-        halves.append(_half_width(vals))
+        halves.append(half_width(vals))
     return common, means, halves
 
 
-def _half_width(vals: list[float]) -> float:
+def half_width(vals: list[float]) -> float:
     if len(vals) < 2:
         return 0.0
     return T95[min(len(vals) - 1, len(T95)) - 1] * statistics.stdev(vals) / math.sqrt(len(vals))
 
 
-def _last(rows, key):
+def last_value(rows, key):
     for r in reversed(rows):
         if r.get(key) is not None:
             return r[key]
@@ -384,7 +384,7 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         raise FileNotFoundError(f"no trial folders (params.json + result.json) below {results_dir}")
     by_algo = group_trials(trials)
     trials = [t for ts in by_algo.values() for t in ts]  # identical copies dropped
-    reached = min(_last(t["rows"], STEPS) or 0 for t in trials)
+    reached = min(last_value(t["rows"], STEPS) or 0 for t in trials)
     budgets = budgets or sorted({round(reached * f) for f in (0.25, 0.5, 1.0)})
     lines = [f"# Report: {Path(results_dir).resolve().name}", ""]
     lines.append(
@@ -406,16 +406,16 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         "|---|---|---|---|---|---|---|---|",
     ]
     for algo, ts in sorted(by_algo.items()):
-        tr = mean_ci([_last(t["rows"], names.RESULT_TRAIN_RETURN) for t in ts])
+        tr = mean_ci([last_value(t["rows"], names.RESULT_TRAIN_RETURN) for t in ts])
         final = mean_ci([_tail_mean(eval_curve(t["rows"], t.get("rllib_eval_interval")), 3) for t in ts])
-        kl = [_last(t["rows"], names.KL_REF_STD) for t in ts]
+        kl = [last_value(t["rows"], names.KL_REF_STD) for t in ts]
         rate = [
-            (_last(t["rows"], STEPS) or 0) / max(_last(t["rows"], names.RESULT_TIME) or 1e-9, 1e-9)
+            (last_value(t["rows"], STEPS) or 0) / max(last_value(t["rows"], names.RESULT_TIME) or 1e-9, 1e-9)
             for t in ts
         ]
         lines.append(
-            f"| {algo} | {final} | {tr} | {_sci([_last(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | "
-            f"{_sci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | {_sci(kl)} | "
+            f"| {algo} | {final} | {tr} | {_sci([last_value(t['rows'], names.GRAD_NORM_VAR) for t in ts])} | "
+            f"{_sci([last_value(t['rows'], names.GRAD_NORM_CV) for t in ts])} | {_sci(kl)} | "
             f"{statistics.fmean(rate):.0f} | {sorted(t['seed'] for t in ts)} |"
         )
     if len(by_algo) > 1:
@@ -451,8 +451,8 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             "| algorithm | seed | env steps reached | iterations | folder |",
             "|---|---|---|---|---|",
             *(
-                f"| {t['algorithm']} | {t['seed']} | {int(_last(t['rows'], STEPS) or 0):,} | "
-                f"{int(_last(t['rows'], names.RESULT_ITERATION) or 0)} | {t['dir'].name} |"
+                f"| {t['algorithm']} | {t['seed']} | {int(last_value(t['rows'], STEPS) or 0):,} | "
+                f"{int(last_value(t['rows'], names.RESULT_ITERATION) or 0)} | {t['dir'].name} |"
                 for t in unfinished
             ),
             "",
@@ -469,12 +469,11 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
         ]
         for t in failed:
             lines.append(
-                f"| {t['algorithm']} | {t['seed']} | {t['failures']} | {int(_last(t['rows'], STEPS) or 0):,} "
+                f"| {t['algorithm']} | {t['seed']} | {t['failures']} | {int(last_value(t['rows'], STEPS) or 0):,} "
                 f"| {t['dir'].name} |"
             )
     evaluation = Path(results_dir) / names.LLM_EVAL_FILE
     if evaluation.is_file():
-
         try:
             data = json.loads(evaluation.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -608,7 +607,6 @@ def llm_tables(data: dict, trials: list[dict] | None) -> str:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     if trials:
-
         groups = group_trials(trials)
         lines += [
             "### Training stability over the run",
@@ -622,7 +620,7 @@ def llm_tables(data: dict, trials: list[dict] | None) -> str:
         for label, ts in sorted(groups.items()):
 
             def col(key, ts=ts):
-                return mean_ci([_last(t["rows"], key) for t in ts])
+                return mean_ci([last_value(t["rows"], key) for t in ts])
 
             cos = [
                 statistics.fmean(v)
@@ -657,8 +655,8 @@ def llm_tables(data: dict, trials: list[dict] | None) -> str:
                 lines.append(
                     f"| {label} | {mean_ci([r['win_rates'][judge]['overall']['rate'] for r in rs])} | "
                     f"{mean_ci([r.get('truth_reward') for r in rs])} | "
-                    f"{mean_ci([_last(t['rows'], names.GRAD_NORM_CV) for t in ts])} | "
-                    f"{mean_ci([_last(t['rows'], names.KL_REF_STD) for t in ts])} |"
+                    f"{mean_ci([last_value(t['rows'], names.GRAD_NORM_CV) for t in ts])} | "
+                    f"{mean_ci([last_value(t['rows'], names.KL_REF_STD) for t in ts])} |"
                 )
             lines.append("")
     return "\n".join(lines) + "\n"

@@ -32,10 +32,9 @@ from pathlib import Path
 from ray import tune
 
 from pairgrpo_rllib.algorithms.registry import register_with_tune
-from pairgrpo_rllib.app import experiment as X
-from pairgrpo_rllib.app import llm_eval
-from pairgrpo_rllib.app import prepare as P
+from pairgrpo_rllib.app import experiment, llm_eval
 from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
+from pairgrpo_rllib.app.prepare import run as run_stages
 from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
 
@@ -47,7 +46,9 @@ class AlgorithmTrial(tune.Trainable):
     def algorithm_config(config):
         """The trial's AlgorithmConfig (a search tag Tune has not resolved yet counts as its first value)."""
         algorithm, seed, spec = trial_fields(config)
-        return X.build_config(dict(spec, algorithm=algorithm), algorithm, seed=int(seed), resolve_search=True)
+        return experiment.build_config(
+            dict(spec, algorithm=algorithm), algorithm, seed=int(seed), resolve_search=True
+        )
 
     def setup(self, config):
         import torch
@@ -154,12 +155,15 @@ def param_space(spec: dict, algorithm: str | None = None, seed: int | None = Non
     grid under ``per_algorithm: {Hard-Pair-GRPO: ...}`` multiplies Hard-Pair's trials only (Tune
     resolves search spaces nested in a grid value within that value).
     """
-    algos = [algorithm] if algorithm else X.algorithms_of(spec)
+    algos = [algorithm] if algorithm else experiment.algorithms_of(spec)
     seeds = [seed] if seed is not None else spec.get("seeds", [0])
     rest = {k: v for k, v in spec.items() if k not in ("algorithm", "seeds")}
     per = rest.pop("per_algorithm", None) or {}
     trials = [
-        {"algorithm": a, "spec": X.to_tune({**rest, "per_algorithm": {a: per[a]} if a in per else {}})}
+        {
+            "algorithm": a,
+            "spec": experiment.to_tune({**rest, "per_algorithm": {a: per[a]} if a in per else {}}),
+        }
         for a in algos
     ]
     return {"trial": tune.grid_search(trials), "seed": tune.grid_search(seeds)}
@@ -186,19 +190,21 @@ def prepare(
     """
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
-        raise X.ExperimentError(f"--output {str(output_dir)!r} is a file; pass a folder (created if missing)")
+        raise experiment.ExperimentError(
+            f"--output {str(output_dir)!r} is a file; pass a folder (created if missing)"
+        )
     storage = out.resolve()
     exp_dir = storage / spec["name"]
     run = {"spec": spec, "algorithm": algorithm, "seed": seed}
     has_run = (exp_dir / "tuner.pkl").exists() or any(exp_dir.glob("experiment_state*.json"))
     if resume:
         if not has_run:
-            raise X.ExperimentError(
+            raise experiment.ExperimentError(
                 f"--resume: nothing to resume in {exp_dir}; run without --resume first (or check --output and name)"
             )
         _check_same_settings(exp_dir, run)
     elif has_run:
-        raise X.ExperimentError(
+        raise experiment.ExperimentError(
             f"{exp_dir} already holds a run; continue it with --resume, or start a new one under another "
             "name (--set name=...) or --output"
         )
@@ -207,7 +213,7 @@ def prepare(
         with tempfile.NamedTemporaryFile(dir=exp_dir, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise X.ExperimentError(
+        raise experiment.ExperimentError(
             f"--output {str(output_dir)!r}: cannot write {exp_dir} ({exc.strerror or exc}); choose a writable folder"
         ) from None
     _lock(exp_dir)
@@ -223,7 +229,7 @@ def _lock(exp_dir: Path) -> None:
     except BlockingIOError:
         holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise X.ExperimentError(
+        raise experiment.ExperimentError(
             f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; wait for it to end, "
             "or use another --output or name"
         ) from None
@@ -236,7 +242,7 @@ def _flat(d, prefix: str = "") -> dict:
     out = {}
     for k, v in (d or {}).items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and not X._tag(v):
+        if isinstance(v, dict) and not experiment.search_tag(v):
             out.update(_flat(v, key + "."))
         else:
             out[key] = v
@@ -254,7 +260,7 @@ def _check_same_settings(exp_dir: Path, run: dict) -> None:
     try:
         saved = json.loads(saved_path.read_text())
     except (OSError, ValueError):
-        raise X.ExperimentError(
+        raise experiment.ExperimentError(
             f"--resume: {saved_path} is unreadable; restore it, or start a new run"
         ) from None
     now, before = _flat(json.loads(json.dumps(run))), _flat(saved)
@@ -262,7 +268,7 @@ def _check_same_settings(exp_dir: Path, run: dict) -> None:
     if changed:
         shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])
         more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
-        raise X.ExperimentError(
+        raise experiment.ExperimentError(
             f"--resume: the settings differ from the run in {exp_dir} ({shown}{more}); a resumed run keeps "
             "its settings: resume without the changes, or start a new run under another name or --output"
         )
@@ -294,8 +300,7 @@ def run(
     try:
         with guard:
             if spec.get("prepare"):
-
-                P.run(spec["prepare"])  # what the trials read, made once (skipped where it exists)
+                run_stages(spec["prepare"])  # what the trials read, made once (skipped where it exists)
             results = _run_tune(
                 spec, exp_dir, guard, resume=resume, algorithm=algorithm, seed=seed, verbose=verbose
             )
@@ -318,7 +323,6 @@ def run(
             f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
         )
     if spec.get("evaluate") is not None:  # the LLM evaluation of every trial's final policy
-
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
     return exp_dir
@@ -326,7 +330,6 @@ def run(
 
 def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed, verbose: int):
     import ray
-
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -350,7 +353,7 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
                 str(exp_dir), trainable=AlgorithmTrial, resume_unfinished=True, resume_errored=True
             )
         except (ImportError, AttributeError, EOFError, ValueError) as exc:  # e.g. an older version's pickles
-            raise X.ExperimentError(
+            raise experiment.ExperimentError(
                 f"--resume: {exp_dir} cannot be restored ({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}); "
                 "it was probably written by another version of pairgrpo-rllib: start a new run under another name"
             ) from None
@@ -365,7 +368,7 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
             run_config=tune.RunConfig(
                 name=spec["name"],
                 storage_path=str(exp_dir.parent),
-                stop=X.stop_criteria(spec),
+                stop=experiment.stop_criteria(spec),
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=ce, checkpoint_at_end=True, num_to_keep=2
                 ),

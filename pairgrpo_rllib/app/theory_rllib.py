@@ -33,7 +33,6 @@ def simulate_rllib(
     import ray
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-
     if case.algorithm not in ALGO_NAMES or case.group_size == "inf":
         raise ValueError(f"--backend rllib runs grpo and soft_pair_grpo with a finite G, not {case}")
     if not ray.is_initialized():

@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.advantages import step_groups
 from pairgrpo_rllib.core.checks import check_positive, check_range
 from pairgrpo_rllib.core.defaults import default
@@ -184,11 +184,11 @@ def hard_pair_loss(
             raise ValueError("hard_pair_loss with kl_coeff > 0 needs ref_kl")
         loss = loss + kl_coeff * ref_kl
     stats = {
-        C.LOSS: loss.detach(),
-        C.FIT_KL: fit.detach(),
-        C.TRUST_REGION_KL: trust_region_kl.detach().mean() if trust_region_kl is not None else zero,
-        C.TRUST_REGION_PENALTY: penalty.detach(),
-        C.NUM_PAIRS: torch.tensor(float(n_pairs)),
+        names.LOSS: loss.detach(),
+        names.FIT_KL: fit.detach(),
+        names.TRUST_REGION_KL: trust_region_kl.detach().mean() if trust_region_kl is not None else zero,
+        names.TRUST_REGION_PENALTY: penalty.detach(),
+        names.NUM_PAIRS: torch.tensor(float(n_pairs)),
     }
     return loss, stats
 

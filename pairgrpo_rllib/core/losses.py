@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pairgrpo_rllib.core import names as C
+from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_choice, check_positive
 from pairgrpo_rllib.core.defaults import default
 from pairgrpo_rllib.core.kl import kl_penalty
@@ -142,7 +142,7 @@ def aggregate(
     Returns:
         Scalar tensor.
     """
-    check_choice("loss_agg", mode, C.LOSS_AGGS)
+    check_choice("loss_agg", mode, names.LOSS_AGGS)
     mask = mask.bool()
     values = _masked(values, mask)
     lengths = mask.sum(dim=-1).to(values.dtype)
@@ -150,7 +150,9 @@ def aggregate(
         weights = torch.ones_like(lengths)
     if mode == "token_mean":
         count = (lengths * weights).sum() if token_count is None else token_count
-        return (values.sum(dim=-1) * weights).sum() / torch.as_tensor(count, dtype=values.dtype).clamp(min=1e-12)
+        return (values.sum(dim=-1) * weights).sum() / torch.as_tensor(count, dtype=values.dtype).clamp(
+            min=1e-12
+        )
     real = lengths > 0
     w = torch.where(real, weights, torch.zeros_like(weights))
     if mode == "seq_mean_token_mean":
@@ -209,7 +211,7 @@ def grpo_loss(
     """
     check_positive("beta", beta, allow_zero=True)
     # Checked here too: with beta = 0 or a precomputed kl the estimator is never reached.
-    check_choice("kl_estimator", kl_estimator, C.KL_ESTIMATORS)
+    check_choice("kl_estimator", kl_estimator, names.KL_ESTIMATORS)
     mask = mask.bool()
     zero = torch.zeros_like(logp)
     logp_m = torch.where(mask, logp, zero)
@@ -240,11 +242,11 @@ def grpo_loss(
     kl_obj = aggregate(penalty, mask, loss_agg, **agg)
     loss = -(policy_obj - beta * kl_obj)
     stats = {
-        C.LOSS: loss.detach(),
-        C.POLICY_LOSS: -policy_obj.detach(),
-        C.KL_REF: (penalty.detach().sum() / n_real),
-        C.CLIP_FRACTION: (clipped & mask).sum() / n_real,
-        C.RATIO_MEAN: _masked(ratio.detach(), mask).sum() / n_real,
+        names.LOSS: loss.detach(),
+        names.POLICY_LOSS: -policy_obj.detach(),
+        names.KL_REF: (penalty.detach().sum() / n_real),
+        names.CLIP_FRACTION: (clipped & mask).sum() / n_real,
+        names.RATIO_MEAN: _masked(ratio.detach(), mask).sum() / n_real,
     }
     return loss, stats
 
@@ -276,7 +278,9 @@ def pg_grpo_loss(
     check_positive("w1", w1, allow_zero=True)
     for name in ("beta", "ratio_scale"):
         if name in options:
-            raise TypeError(f"pg_grpo_loss takes no {name}: PG-GRPO sets it from {'w1' if name == 'beta' else 'beta_pg'}")
+            raise TypeError(
+                f"pg_grpo_loss takes no {name}: PG-GRPO sets it from {'w1' if name == 'beta' else 'beta_pg'}"
+            )
     return grpo_loss(logp, old_logp, ref_logp, adv, mask, beta=w1, ratio_scale=beta_pg, **options)
 
 
@@ -303,9 +307,9 @@ def dpo_loss(
     margin = beta * ((logp_w - ref_logp_w) - (logp_l - ref_logp_l))
     loss = -F.logsigmoid(margin).mean()
     stats = {
-        C.LOSS: loss.detach(),
-        C.REWARD_MARGIN: margin.detach().mean(),
-        C.PAIR_ACCURACY: (margin.detach() > 0).to(margin.dtype).mean(),
+        names.LOSS: loss.detach(),
+        names.REWARD_MARGIN: margin.detach().mean(),
+        names.PAIR_ACCURACY: (margin.detach() > 0).to(margin.dtype).mean(),
     }
     return loss, stats
 
@@ -347,9 +351,9 @@ def orpo_loss(
     ratio_term = -F.logsigmoid(log_odds).mean()
     loss = nll + lam * ratio_term
     stats = {
-        C.LOSS: loss.detach(),
-        C.NLL: nll.detach(),
-        C.LOG_ODDS_RATIO: log_odds.detach().mean(),
-        C.PAIR_ACCURACY: (log_odds.detach() > 0).to(log_odds.dtype).mean(),
+        names.LOSS: loss.detach(),
+        names.NLL: nll.detach(),
+        names.LOG_ODDS_RATIO: log_odds.detach().mean(),
+        names.PAIR_ACCURACY: (log_odds.detach() > 0).to(log_odds.dtype).mean(),
     }
     return loss, stats
