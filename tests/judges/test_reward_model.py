@@ -1,9 +1,11 @@
 """The reward-model judge on a tiny one-output model: scores, verdicts from the scores (each response
-scored once), and a model with more than one output rejected."""
+scored once), a model with more than one output rejected, and the reward model scoring a rollout's
+groups in Ray actors of its own (scorer.actors)."""
 
 import numpy as np
 import pytest
 
+from pairgrpo_rllib.core import names
 from pairgrpo_rllib.judges import build_judge, judge_spec
 from pairgrpo_rllib.judges.reward_model import RewardModelJudge, reward_model_text
 
@@ -38,3 +40,33 @@ def test_a_model_with_more_than_one_output_is_rejected(tiny_lm, tmp_path):
     load_tokenizer(tiny_lm).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"reward_model\.path=.* has one output, this one has num_labels=2"):
         RewardModelJudge(str(tmp_path))
+
+
+def test_reward_model_scoring_in_actors_of_its_own_gives_the_same_scores(local_ray, assets, llm_config):
+    """scorer.actors: the reward model runs in Ray actors of its own (a batch split across them);
+    the groups' scores equal those of the in-process scorer."""
+    from pairgrpo_rllib.judges.reward_model import RewardModelPool
+
+    got = {}
+    for actors in (0, 2):
+        cfg = llm_config("GRPO", assets)
+        cfg.environment(
+            names.LLM_ENV, env_config={"scorer": {"kind": "reward_model", "path": assets["rm"], "actors": actors,
+                                                  "num_cpus": 0}}
+        )  # fmt: skip
+        algo = cfg.build_algo()
+        try:
+            runner = algo.env_runner_group.local_env_runner
+            assert isinstance(runner.scorer, RewardModelPool) == bool(actors)
+            if actors:
+                assert len(runner.scorer.actors) == 2
+            batch = runner.sample_groups(5, first=0)
+            got[actors] = (batch[names.ACTIONS], batch[names.SCORES])
+        finally:
+            algo.stop()
+    assert np.array_equal(got[0][0], got[2][0])  # the same responses
+    assert np.allclose(got[0][1], got[2][1], atol=1e-5)
+    with pytest.raises(ValueError, match="scorer.actors"):
+        llm_config("GRPO", assets).environment(
+            names.LLM_ENV, env_config={"scorer": {"kind": "truth", "actors": 1}}
+        ).validate()

@@ -1,0 +1,188 @@
+"""LLM evaluation as an experiment stage (app/llm_eval.py): a sweep with an evaluate section and its
+report, the chosen baseline, bad evaluate sections, and the GPU recipes (with their evaluate
+sections) validating before Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pairgrpo_rllib.core import names
+from pairgrpo_rllib.envs.llm import data as D
+
+FAMILY = ("GRPO", "Soft-Pair-GRPO", "Hard-Pair-GRPO", "PG-GRPO")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _eval_spec(assets, tmp_path) -> dict:
+    task = assets["task"]
+    return {
+        "name": "eval_e2e",
+        "algorithm": ["GRPO", "DPO"],
+        "seeds": [0],
+        "stop": {"iterations": 2},
+        "checkpoint_every": 1,
+        "max_concurrent": 1,
+        "environment": {
+            "env": names.LLM_ENV,
+            "env_config": {
+                "prompts": {"path": str(task / "sft_train.jsonl")},
+                "pairs": {"path": str(task / "hh_rlhf_train.jsonl")},
+                "eval_prompts": {"path": str(task / "eval_prompts.jsonl")},
+                "scorer": {"kind": "reward_model", "path": assets["rm"]},
+                "eval_scorer": {"kind": "truth"},
+                "max_prompt_tokens": 24,
+                "max_new_tokens": 12,
+            },
+        },
+        "rl_module": {"model_config": {"name_or_path": assets["sft"]}},
+        "env_runners": {"num_env_runners": 0},
+        "training": {
+            "group_size": 4,
+            "train_batch_size_per_learner": 4 * 12 * 3,
+            "minibatch_size": 3,
+            "lr": 1e-3,
+            "eval_interval": 1,
+            "eval_episodes": 12,
+            "grad_cosine_every": 1,
+        },
+        "evaluate": {
+            "prompts": [
+                {"path": str(task / "eval_helpful.jsonl"), "subset": "helpful", "limit": 12},
+                {"path": str(task / "eval_harmless.jsonl"), "subset": "harmless", "limit": 6},
+            ],
+            "samples": 2,
+            "judges": [{"kind": "truth"}, {"kind": "reward_model", "path": assets["rm"]}],
+            "likert": ["truth"],
+        },
+    }
+
+
+def test_sweep_evaluates_every_trial_and_the_report_prints_the_tables(assets, tmp_path):
+    """`pairgrpo sweep` with an evaluate section: after training, every trial's final policy is
+    judged against the start policy (truth and reward model), per-trial and experiment files are
+    written, and `pairgrpo report` prints the win-rate, Likert, stability and cosine tables."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    cfg = tmp_path / "e2e.yaml"
+    cfg.write_text(yaml.safe_dump(_eval_spec(assets, tmp_path)))
+    exe = shutil.which("pairgrpo")
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [exe, "sweep", str(cfg), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "win rate (overall, truth)" in res.stdout
+    exp = tmp_path / "out" / "eval_e2e"
+    data = json.loads((exp / "llm_eval.json").read_text())
+    assert {r["algorithm"] for r in data["trials"]} == {"GRPO", "DPO"}
+    for r in data["trials"]:
+        own = json.loads((Path(r["dir"]) / "llm_eval.json").read_text())
+        assert own["win_rates"] == r["win_rates"]
+        truth = r["win_rates"]["truth"]
+        assert truth["helpfulness"]["prompts"] == 12 and truth["harmlessness"]["prompts"] == 6
+        assert truth["overall"]["prompts"] == 18 and truth["overall"]["comparisons"] == 36
+        for k in ("helpfulness", "harmlessness", "overall"):
+            assert 0.0 <= truth[k]["low"] <= truth[k]["rate"] <= truth[k]["high"] <= 1.0
+        assert 0.0 <= r["truth_reward"] <= 1.0 and r["checkpoint"].startswith("checkpoint_")
+        assert set(r["likert"]["truth"]) == {
+            "coherence",
+            "helpfulness",
+            "harmlessness",
+            "relevance",
+            "overall",
+        }
+    report = (exp / "report.md").read_text()
+    for heading in ("Win rates vs the baseline, judge: truth", "judge: reward_model:", "Likert 1-5, rater: truth",
+                    "Training stability over the run", "cosine to GRPO"):  # fmt: skip
+        assert heading in report, heading
+    # `pairgrpo llm eval` reruns it from the saved settings: same numbers (seeded)
+    again = subprocess.run(  # a relative experiment folder, as users type it
+        [exe, "llm", "eval", "out/eval_e2e"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    rerun = json.loads((exp / "llm_eval.json").read_text())
+    assert [r["win_rates"] for r in rerun["trials"]] == [r["win_rates"] for r in data["trials"]]
+
+
+def test_the_chosen_baseline_reads_a_preference_sets_prompts_and_chosen_responses(assets, tmp_path):
+    from pairgrpo_rllib.app import llm_eval
+
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"]["baseline"] = {
+        "chosen": {"path": str(assets["task"] / "hh_rlhf_test.jsonl"), "limit": 5}
+    }
+    s = llm_eval.settings(spec["evaluate"], spec)
+    prompts, subsets, chosen = llm_eval.load_prompts(s)
+    rows = D.load_preferences(str(assets["task"] / "hh_rlhf_test.jsonl"), limit=5)
+    assert prompts == [r["messages"] for r in rows] and chosen == [[r["chosen"]] for r in rows]
+    assert subsets == ["general"] * 5  # no helpful/harmless split: the overall rate only
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"prompts": []}, "evaluate.prompts"),
+        ({"prompts": [{"path": "x.jsonl", "subset": "toxic"}]}, "evaluate.prompts[0].subset"),
+        ({"judges": [{"kind": "oracle"}]}, "evaluate.judges[0].kind"),
+        ({"judges": [{"kind": "reward_model"}]}, "evaluate.judges[0].path"),
+        ({"judges": [{"kind": "generative", "path": "/nonexistent/judge"}]}, "evaluate.judges[0].path"),
+        ({"likert": ["reward_model"]}, "evaluate.likert[0].kind"),
+        ({"samples": 0}, "evaluate.samples"),
+        ({"baseline": "sft"}, "evaluate.baseline"),
+        ({"engine": "tgi"}, "evaluate.engine"),
+        ({"colour": 1}, "evaluate.colour"),
+    ],
+)
+def test_bad_evaluate_sections_fail_before_ray_naming_the_field(assets, tmp_path, change, field):
+    from pairgrpo_rllib.app import experiment as X
+
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"].update(change)
+    with pytest.raises(
+        X.ExperimentError, match=field.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")
+    ):
+        X.check(spec)
+
+
+def test_the_gpu_recipe_validates_before_ray():
+    """The paper-scale recipe (hub names, vLLM, GPUs per learner and rollout actor) passes every check
+    here; it is not run (no GPU, no hub)."""
+    from pairgrpo_rllib.app import experiment as X
+
+    spec = X.load(REPO / "tune_configs" / "llm_gpu_recipe.yaml")
+    assert set(X.algorithms_of(spec)) == {*FAMILY, "DPO", "ORPO"}
+    cfg = X.build_config(spec, "GRPO", seed=0, resolve_search=True)
+    assert cfg.num_gpus_per_learner == 1 and cfg.num_gpus_per_env_runner == 1
+    assert (
+        cfg.env_config["engine"] == "vllm"
+        and cfg.model_config["name_or_path"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    )
+    assert [p["data_dir"] for p in cfg.env_config["prompts"][:2]] == ["helpful-base", "harmless-base"]
+    assert spec["prepare"][0]["stage"] == "reward_model"
+    from pairgrpo_rllib.app import llm_eval
+    from pairgrpo_rllib.app.prepare import promised_outputs
+
+    made = promised_outputs(spec["prepare"])  # the reward model a prepare stage makes
+    ev = llm_eval.settings(spec["evaluate"], spec, promised=made)
+    uf = X.load(REPO / "tune_configs" / "llm_gpu_recipe_ultrafeedback_eval.yaml")
+    uf_ev = llm_eval.settings(uf["evaluate"], uf, promised=made)
+    assert [p["subset"] for p in ev["prompts"]] == ["helpful", "harmless"]
+    assert {j.kind for j in ev["judges"]} == {"reward_model", "generative"} and ev["engine"] == "vllm"
+    assert uf["name"] == spec["name"]  # evaluates the same run's trials
+    assert [p["subset"] for p in uf_ev["prompts"]] == ["general"]
+    big = X.load(REPO / "tune_configs" / "llm_gpu_recipe_7b.yaml")
+    cfg = X.build_config(big, "Soft-Pair-GRPO", seed=0, resolve_search=True)
+    assert cfg.model_config["lora"]["r"] == 64 and cfg.model_config["name_or_path"].endswith("7B-Instruct")
+    assert cfg.env_config["weight_sync"]["backend"] == "nccl" and cfg.num_env_runners == 2
