@@ -41,16 +41,8 @@ MATH_DEFAULTS = [
             "loss_agg": "loss_agg",
         },
     ),
-    (
-        losses.pg_grpo_loss,
-        {
-            "beta_pg": "beta_pg",
-            "w1": "kl_coeff",
-            "clip_low": "clip_low",
-            "clip_high": "clip_high",
-            "kl_estimator": "kl_estimator",
-        },
-    ),
+    # the rest of pg_grpo_loss's options are grpo_loss's (forwarded, with grpo_loss's defaults)
+    (losses.pg_grpo_loss, {"beta_pg": "beta_pg", "w1": "kl_coeff"}),
     (losses.dpo_loss, {"beta": "dpo_beta"}),
     (losses.orpo_loss, {"lam": "orpo_lambda"}),
     (group_advantages, {"norm": "advantage_norm"}),
