@@ -66,14 +66,14 @@ class GroupAlgorithm(Algorithm):
             return pgf
         specs = [llm.scorer] + ([llm.eval_scorer] if llm.eval_scorer != llm.scorer else [])
         per_runner = [
-            {"CPU": spec.num_cpus, "GPU": spec.num_gpus}
+            {k: v for k, v in (("CPU", spec.num_cpus), ("GPU", spec.num_gpus)) if v}
             for spec in specs
-            if spec is not None and spec.actors
+            if spec is not None and spec.actors and (spec.num_cpus or spec.num_gpus)
             for _ in range(spec.actors)
         ]
         if not per_runner:
             return pgf
-        bundles = pgf.bundle_specs + per_runner * max(1, config.num_env_runners)
+        bundles = pgf.bundles + per_runner * max(1, config.num_env_runners)
         return PlacementGroupFactory(bundles=bundles, strategy=config.placement_strategy)
 
     def setup(self, config):
