@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_value, fail, suggest
 from pairgrpo_rllib.envs.llm.models import check_model_folder
-from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
+from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.judges.annotator import AnnotatorJudge
 from pairgrpo_rllib.judges.base import Judge
 from pairgrpo_rllib.judges.generative import GenerativeJudge

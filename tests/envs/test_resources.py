@@ -36,13 +36,20 @@ def _config(llm_config, assets, change):
     if "scorer_gpus" in change:
         cfg.env_config = {
             **cfg.env_config,
-            "scorer": {"kind": "reward_model", "path": assets["rm"], "actors": 2, "num_gpus": change["scorer_gpus"]},
+            "scorer": {
+                "kind": "reward_model",
+                "path": assets["rm"],
+                "actors": 2,
+                "num_gpus": change["scorer_gpus"],
+            },
         }
     return cfg
 
 
 @pytest.mark.parametrize(("change", "field", "text"), CASES)
-def test_gpus_this_machine_lacks_are_refused_with_the_numbers(assets, llm_config, monkeypatch, change, field, text):
+def test_gpus_this_machine_lacks_are_refused_with_the_numbers(
+    assets, llm_config, monkeypatch, change, field, text
+):
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -80,7 +87,12 @@ def test_a_sweep_asking_for_a_learner_gpu_never_starts_ray(assets, tmp_path):
         "rl_module": {"model_config": {"name_or_path": assets["sft"]}},
         "env_runners": {"num_env_runners": 0},
         "learners": {"num_gpus_per_learner": 1},
-        "training": {"group_size": 2, "train_batch_size_per_learner": 32, "minibatch_size": 1, "eval_interval": 0},
+        "training": {
+            "group_size": 2,
+            "train_batch_size_per_learner": 32,
+            "minibatch_size": 1,
+            "eval_interval": 0,
+        },
     }
     (tmp_path / "x.yaml").write_text(yaml.safe_dump(exp))
     env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}

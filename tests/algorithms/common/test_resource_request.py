@@ -15,7 +15,9 @@ import yaml
 from pairgrpo_rllib.core import names
 
 
-@pytest.mark.parametrize(("actors", "num_cpus", "runners", "extra"), [(0, 1, 0, 0), (2, 1, 0, 2), (1, 0.5, 0, 1)])
+@pytest.mark.parametrize(
+    ("actors", "num_cpus", "runners", "extra"), [(0, 1, 0, 0), (2, 1, 0, 2), (1, 0.5, 0, 1)]
+)
 def test_scorer_actors_have_bundles_in_the_trial(assets, llm_config, actors, num_cpus, runners, extra):
     plain = llm_config("GRPO", assets).env_runners(num_env_runners=runners)
     before = len(plain.algo_class.default_resource_request(plain).bundles)

@@ -12,7 +12,12 @@ import pytest
 
 from pairgrpo_rllib.core import names
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
 def _one_line_error(call, field: str, text: str) -> str:
@@ -100,10 +105,14 @@ def test_judges_and_jobs_check_their_model_folders(assets, tmp_path, llm_config,
 def test_lora_targets_that_match_no_module_are_refused_with_the_names(assets, llm_config):
     pytest.importorskip("peft")
     cfg = llm_config("GRPO", assets)
-    cfg.rl_module(model_config={"name_or_path": assets["sft"], "lora": {"target_modules": ["q_proj", "query"]}})
+    cfg.rl_module(
+        model_config={"name_or_path": assets["sft"], "lora": {"target_modules": ["q_proj", "query"]}}
+    )
     msg = _one_line_error(cfg.validate, "model_config.lora.target_modules", "['query'] match no module")
     assert "q_proj" in msg.split("its module names:")[1]
-    cfg.rl_module(model_config={"name_or_path": assets["sft"], "lora": {"target_modules": ["q_proj", "v_proj"]}})
+    cfg.rl_module(
+        model_config={"name_or_path": assets["sft"], "lora": {"target_modules": ["q_proj", "v_proj"]}}
+    )
     cfg.validate()
 
 
@@ -122,16 +131,38 @@ def _j(row) -> bytes:
 @pytest.mark.parametrize(
     ("key", "lines", "field", "text"),
     [
-        ("prompts", [_j(GOOD)] * 3 + [_j({"question": "q"})], "env_config.prompts.path", "line 4: column 'prompt' is missing"),
-        ("prompts", [_j(GOOD)] * 400 + [b'{"prompt": "caf\xe9"}'], "env_config.prompts.path", "line 401, byte 16: not UTF-8"),
+        (
+            "prompts",
+            [_j(GOOD)] * 3 + [_j({"question": "q"})],
+            "env_config.prompts.path",
+            "line 4: column 'prompt' is missing",
+        ),
+        (
+            "prompts",
+            [_j(GOOD)] * 400 + [b'{"prompt": "caf\xe9"}'],
+            "env_config.prompts.path",
+            "line 401, byte 16: not UTF-8",
+        ),
         ("prompts", [_j(GOOD), b'{"prompt": "x"'], "env_config.prompts.path", "line 2: not JSON"),
         ("prompts", [_j(GOOD), b"[1, 2]"], "env_config.prompts.path", "line 2: a row must be a JSON object"),
-        ("prompts", [_j(GOOD), _j({"prompt": ""})], "env_config.prompts.path", "line 2: column 'prompt' must be a non-empty string"),
-        ("eval_prompts", [_j(GOOD), _j({"prompt": 3})], "env_config.eval_prompts.path", "line 2: column 'prompt'"),
+        (
+            "prompts",
+            [_j(GOOD), _j({"prompt": ""})],
+            "env_config.prompts.path",
+            "line 2: column 'prompt' must be a non-empty string",
+        ),
+        (
+            "eval_prompts",
+            [_j(GOOD), _j({"prompt": 3})],
+            "env_config.eval_prompts.path",
+            "line 2: column 'prompt'",
+        ),
         ("prompts", [_j({"prompt": "word " * 200})] * 3, "env_config.max_prompt_tokens", "every prompt of"),
     ],
 )
-def test_every_line_of_a_data_file_is_checked_before_ray(assets, tmp_path, llm_config, key, lines, field, text):
+def test_every_line_of_a_data_file_is_checked_before_ray(
+    assets, tmp_path, llm_config, key, lines, field, text
+):
     path = _write(tmp_path / "data.jsonl", lines)
     cfg = llm_config("GRPO", assets)
     cfg.env_config = {**cfg.env_config, key: {"path": path}}
@@ -153,7 +184,9 @@ def test_pairs_must_differ_and_have_their_columns(assets, tmp_path, pair_config)
     path = _write(tmp_path / "pairs.jsonl", [_j(r) for r in rows[:2]] + [_j(same)])
     cfg = pair_config("DPO", assets)
     cfg.env_config = {**cfg.env_config, "pairs": {"path": path}}
-    _one_line_error(cfg.validate, "env_config.pairs.path", "line 3: chosen and rejected are the same response")
+    _one_line_error(
+        cfg.validate, "env_config.pairs.path", "line 3: chosen and rejected are the same response"
+    )
     broken = {"chosen": rows[0]["chosen"]}  # no rejected
     path = _write(tmp_path / "pairs2.jsonl", [_j(rows[0]), _j(broken)])
     cfg.env_config = {**cfg.env_config, "pairs": {"path": path}}
@@ -191,11 +224,23 @@ def llm_yaml(assets, *, prompts, scorer) -> dict:
         "stop": {"iterations": 1},
         "environment": {
             "env": names.LLM_ENV,
-            "env_config": {"prompts": {"path": prompts}, "scorer": scorer, "max_prompt_tokens": 24, "max_new_tokens": 8},
+            "env_config": {
+                "prompts": {"path": prompts},
+                "scorer": scorer,
+                "max_prompt_tokens": 24,
+                "max_new_tokens": 8,
+            },
         },
         "rl_module": {"model_config": {"name_or_path": assets["sft"]}},
         "env_runners": {"num_env_runners": 0},
-        "training": {"group_size": 2, "train_batch_size_per_learner": 2 * 2 * 8, "minibatch_size": 1, "num_epochs": 1, "eval_interval": 0, "grad_cosine_every": 0},
+        "training": {
+            "group_size": 2,
+            "train_batch_size_per_learner": 2 * 2 * 8,
+            "minibatch_size": 1,
+            "num_epochs": 1,
+            "eval_interval": 0,
+            "grad_cosine_every": 0,
+        },
     }
 
 
