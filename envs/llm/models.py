@@ -88,6 +88,7 @@ def check_model_path(name_or_path: str, field: str = "model.name_or_path", promi
 # Files of which a saved tokenizer has at least one (fast: tokenizer.json; slow: a vocabulary file).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 MIN_VOCAB = 16  # fewer tokens than this: transformers made a placeholder, not the model's tokenizer
+_FOLDERS: dict[tuple, object] = {}  # model folders that passed check_model_folder: their tokenizer
 
 
 def local_model_dir(name_or_path, promised=()) -> Path | None:
@@ -135,6 +136,11 @@ def check_model_folder(
     folder = local_model_dir(name_or_path, promised)
     if folder is None:
         return None
+    # validate() runs several times per process (RLlib copies configs): a folder passes once
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file())
+    key = (str(folder.resolve()), stamp, trust_remote_code, tuple(lora_targets or ()))
+    if key in _FOLDERS:
+        return _FOLDERS[key]
     hf = _config_json(field, name_or_path, folder)
     if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         fail(
@@ -167,6 +173,7 @@ def check_model_folder(
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    _FOLDERS[key] = tok
     return tok
 
 
