@@ -50,6 +50,32 @@ class GroupAlgorithm(Algorithm):
     def get_default_config(cls) -> GroupAlgorithmConfig:
         return GroupAlgorithmConfig(cls)
 
+    @classmethod
+    def default_resource_request(cls, config):
+        """RLlib's bundles (driver, env runners, learners) and one per scorer actor: each rollout
+        actor (or the driver's local runner when ``num_env_runners`` is 0) starts its reward-model
+        pool (``judges.reward_model.RewardModelPool``) inside the trial's placement group, so the
+        group must hold them, or the actors wait forever for resources the group lacks."""
+        from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+        pgf = super().default_resource_request(config)
+        config = cls.get_default_config().update_from_dict(config)  # as RLlib's: a checked copy
+        config.validate()
+        llm = config.llm
+        if llm is None:
+            return pgf
+        specs = [llm.scorer] + ([llm.eval_scorer] if llm.eval_scorer != llm.scorer else [])
+        per_runner = [
+            {k: v for k, v in (("CPU", spec.num_cpus), ("GPU", spec.num_gpus)) if v}
+            for spec in specs
+            if spec is not None and spec.actors and (spec.num_cpus or spec.num_gpus)
+            for _ in range(spec.actors)
+        ]
+        if not per_runner:
+            return pgf
+        bundles = pgf.bundles + per_runner * max(1, config.num_env_runners)
+        return PlacementGroupFactory(bundles=bundles, strategy=config.placement_strategy)
+
     def setup(self, config):
         super().setup(config)
         self._grad_moments = RunningMoments()

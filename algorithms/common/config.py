@@ -26,6 +26,7 @@ from pairgrpo_rllib.core.defaults import FAMILY_OPTIONS, FIELDS, LLM_FIELDS, def
 from pairgrpo_rllib.envs.group_runner import GroupEnvRunner
 from pairgrpo_rllib.envs.llm.runner import LLMGroupRunner
 from pairgrpo_rllib.envs.llm.settings import llm_settings
+from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.judges import KINDS
 
 
@@ -136,6 +137,7 @@ class GroupAlgorithmConfig(AlgorithmConfig):
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> None:
         validate_rllib_settings(self)  # first: RLlib's own validate() may trip over a bad value
+        validate_gpus(self)
         if self.is_llm:
             validate_llm(self)
         else:
@@ -170,6 +172,19 @@ def validate_rllib_settings(cfg: AlgorithmConfig) -> None:
                 check_field("lr", field, rate)
         else:
             check_field(name, field, value)
+
+
+def validate_gpus(cfg: AlgorithmConfig) -> None:
+    """The learners' and rollout actors' GPUs against those available (``envs.resources``: the
+    rule for counting them before Ray starts)."""
+    if cfg._fake_gpus:
+        return
+    learners = (cfg.num_gpus_per_learner or 0) * max(1, cfg.num_learners)
+    runners = (cfg.num_gpus_per_env_runner or 0) * cfg.num_env_runners
+    if learners:
+        check_gpus("num_gpus_per_learner", cfg.num_gpus_per_learner, learners + runners, f"{max(1, cfg.num_learners)} learner(s) and the env runners")
+    elif runners:
+        check_gpus("num_gpus_per_env_runner", cfg.num_gpus_per_env_runner, runners, f"{cfg.num_env_runners} env runner(s)")
 
 
 def check_ranges(cfg, ranges: dict[str, dict]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_field, check_value, fail
 from pairgrpo_rllib.core.defaults import Field
-from pairgrpo_rllib.envs.llm.models import check_model_path, load_tokenizer
+from pairgrpo_rllib.envs.llm.models import check_model_folder, load_tokenizer
 from pairgrpo_rllib.envs.llm.settings import data_source
 
 # A job's ``training`` keys: their defaults (the quick start's tiny model on CPU) and the values
@@ -78,7 +78,9 @@ def job_settings(spec: dict, kind: str, promised=()) -> dict:
     if not isinstance(model, dict):
         fail("model", model, "give {name_or_path: <dir or hub name>, dtype: float32}")
     model = {"dtype": "float32", "trust_remote_code": False, **model}
-    check_model_path(model.get("name_or_path"), "model.name_or_path", promised=promised)
+    check_model_folder(
+        model.get("name_or_path"), "model.name_or_path", promised, trust_remote_code=model["trust_remote_code"]
+    )
     check_value("model.dtype", model["dtype"], "choice", choices=names.LLM_DTYPES)
     if spec.get("data") is None:
         fail("data", None, "give the training data: {path: <hub name or file>}")
@@ -93,13 +95,14 @@ def job_settings(spec: dict, kind: str, promised=()) -> dict:
         fail("output", out, "give the directory the trained model is written to")
     if Path(out).exists() and not (Path(out) / "config.json").is_file() and any(Path(out).iterdir()):
         fail("output", out, "it exists and holds something other than a model; choose a new directory")
+    needs = "pairs" if kind == "reward_model" else "sft"  # a reward model learns from pairs only
     return {
         "name": spec.get("name", kind),
         "model": model,
-        "data": data_source("data", spec["data"], promised),
+        "data": data_source("data", spec["data"], promised, needs),
         "eval_data": None
         if spec.get("eval_data") is None
-        else data_source("eval_data", spec["eval_data"], promised),
+        else data_source("eval_data", spec["eval_data"], promised, needs),
         "training": tr,
         "output": out,
     }

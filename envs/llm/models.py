@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from pairgrpo_rllib.core import names
+from pairgrpo_rllib.core.checks import fail
 from pairgrpo_rllib.envs.llm.synthetic import corpus
 
 PAD, EOS, USER, ASSISTANT = "<|pad|>", "<|endoftext|>", "<|user|>", "<|assistant|>"
@@ -81,6 +82,122 @@ def check_model_path(name_or_path: str, field: str = "model.name_or_path", promi
         raise ValueError(
             f"{field}={name_or_path!r} is invalid: no config.json there; give a directory written by "
             "save_pretrained (e.g. `pairgrpo llm make-tiny DIR`) or a hub name like Qwen/Qwen2.5-0.5B-Instruct"
+        )
+
+
+# Files of which a saved tokenizer has at least one (fast: tokenizer.json; slow: a vocabulary file).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+MIN_VOCAB = 16  # fewer tokens than this: transformers made a placeholder, not the model's tokenizer
+_FOLDERS: dict[tuple, object] = {}  # model folders that passed check_model_folder: their tokenizer
+
+
+def local_model_dir(name_or_path, promised=()) -> Path | None:
+    """The directory a model path names, or None for a hub name or a ``promised`` path (checked
+    when loaded, or made by an earlier stage of the same run)."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        return None
+    p = Path(name_or_path).expanduser()
+    if not p.is_dir() or is_promised(p, promised):
+        return None
+    return p
+
+
+def _config_json(field: str, name_or_path: str, folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        where = f" (line {e.lineno}, column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+        fail(field, name_or_path, f"{path} is not readable JSON{where}; rewrite it with save_pretrained")
+    if not isinstance(hf, dict) or not hf.get("model_type"):
+        fail(
+            field,
+            name_or_path,
+            f"{path} has no model_type (architectures: {hf.get('architectures') if isinstance(hf, dict) else None!r})"
+            "; a model's config.json names its model_type and architectures: rewrite it with save_pretrained",
+        )
+    return hf
+
+
+def check_model_folder(
+    name_or_path: str,
+    field: str = "model.name_or_path",
+    promised=(),
+    *,
+    trust_remote_code: bool = False,
+    lora_targets=None,
+):
+    """A local model folder checked whole, before Ray starts (:func:`check_model_path` first):
+    ``config.json`` readable with a ``model_type``; tokenizer files present and loading into a real
+    vocabulary no larger than the model's ``vocab_size``, with an EOS token; LoRA ``lora_targets``
+    that match a module of the architecture (built on the meta device: no weights read). Returns
+    the tokenizer (None for a hub name or a ``promised`` path, which are checked when loaded)."""
+    check_model_path(name_or_path, field, promised)
+    folder = local_model_dir(name_or_path, promised)
+    if folder is None:
+        return None
+    # validate() runs several times per process (RLlib copies configs): a folder passes once
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file())
+    key = (str(folder.resolve()), stamp, trust_remote_code, tuple(lora_targets or ()))
+    if key in _FOLDERS:
+        return _FOLDERS[key]
+    hf = _config_json(field, name_or_path, folder)
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        fail(
+            field,
+            name_or_path,
+            f"no tokenizer files there (one of {', '.join(TOKENIZER_FILES)}); save the model's tokenizer "
+            "beside it with tokenizer.save_pretrained(DIR)",
+        )
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001  (tokenizers fail in many types; the message is what matters)
+        fail(field, name_or_path, f"its tokenizer does not load ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+    vocab = len(tok)
+    if vocab < MIN_VOCAB:
+        fail(field, name_or_path, f"its tokenizer has {vocab} token(s); the tokenizer files are incomplete")
+    limit = hf.get("vocab_size")
+    if isinstance(limit, int) and vocab > limit:
+        fail(
+            field,
+            name_or_path,
+            f"its tokenizer has {vocab} tokens, more than the model's vocab_size {limit} (config.json); "
+            "pair the model with its own tokenizer",
+        )
+    if tok.eos_token is None:
+        fail(field, name_or_path, "its tokenizer has no eos_token (nor a pad_token to fall back on); set one")
+    if lora_targets:
+        _check_lora_targets(field, name_or_path, folder, lora_targets, trust_remote_code)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    _FOLDERS[key] = tok
+    return tok
+
+
+def module_names(folder: Path, trust_remote_code: bool = False) -> list[str]:
+    """The module paths of the causal LM at ``folder``, built on the meta device (no weights)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    return [n for n, _ in model.named_modules() if n]
+
+
+def _check_lora_targets(field: str, name_or_path: str, folder: Path, targets, trust_remote_code: bool) -> None:
+    names_ = module_names(folder, trust_remote_code)
+    # peft's rule for a list of names: a module matches when its path is the name or ends with ".name"
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names_)]
+    if missing:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in names_ if not n.rsplit(".", 1)[-1].isdigit()})
+        fail(
+            "model_config.lora.target_modules",
+            list(targets),
+            f"{missing} match no module of the model at {name_or_path!r}; its module names: {', '.join(leaves)}",
         )
 
 

@@ -23,14 +23,25 @@ Defaults and meanings: ``core.defaults.LLM_FIELDS`` (``env_config``) and ``LM_FI
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from pairgrpo_rllib.core.checks import check_field, fail, suggest
 from pairgrpo_rllib.core.defaults import LLM_FIELDS, LM_FIELDS, LORA_FIELDS, WEIGHT_SYNC_FIELDS
-from pairgrpo_rllib.envs.llm.data import FILE_BUILDERS, REQUIRED, SCHEMAS
-from pairgrpo_rllib.envs.llm.models import check_model_path, is_promised
+from pairgrpo_rllib.envs.llm.data import (
+    FILE_BUILDERS,
+    REQUIRED,
+    SCHEMAS,
+    DataError,
+    binarized_row,
+    hh_row,
+    schema_of,
+    ultrafeedback_row,
+)
+from pairgrpo_rllib.envs.llm.models import check_model_folder, format_prompt, is_promised
 from pairgrpo_rllib.judges import JudgeSpec, judge_spec
 
 DATA_KEYS = ("path", "split", "schema", "limit", "data_dir")
@@ -110,7 +121,10 @@ def _checked(field: str, spec: dict, table: dict) -> dict:
     return out
 
 
-def data_source(field: str, spec, promised=()) -> DataSource:
+def data_source(field: str, spec, promised=(), needs: str = "prompts", **lengths) -> DataSource:
+    """One source checked; a local file is streamed through whole (:func:`check_data_file`).
+    ``needs``: what its rows must give, one of :data:`NEEDS`; ``lengths``: ``tokenizer`` and
+    ``max_prompt_tokens`` where the prompts' lengths are checked too."""
     if isinstance(spec, str):
         spec = {"path": spec}
     if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"]:
@@ -121,11 +135,11 @@ def data_source(field: str, spec, promised=()) -> DataSource:
         fail(f"{field}.limit", src.limit, "use a positive integer (rows to read), or leave it out")
     if src.schema is not None and src.schema not in SCHEMAS:
         fail(f"{field}.schema", src.schema, f"use one of {', '.join(SCHEMAS)} or leave it out")
-    _check_columns(field, src, promised)
+    _check_columns(field, src, promised, needs, **lengths)
     return src
 
 
-def data_sources(field: str, spec, promised=()) -> tuple[DataSource, ...] | None:
+def data_sources(field: str, spec, promised=(), needs: str = "prompts", **lengths) -> tuple[DataSource, ...] | None:
     """One source or a list of them (concatenated in order, e.g. hh-rlhf's helpful-base and
     harmless-base)."""
     if spec is None:
@@ -133,8 +147,8 @@ def data_sources(field: str, spec, promised=()) -> tuple[DataSource, ...] | None
     if isinstance(spec, list):
         if not spec:
             fail(field, spec, "give at least one source, or leave the key out")
-        return tuple(data_source(f"{field}[{i}]", item, promised) for i, item in enumerate(spec))
-    return (data_source(field, spec, promised),)
+        return tuple(data_source(f"{field}[{i}]", item, promised, needs, **lengths) for i, item in enumerate(spec))
+    return (data_source(field, spec, promised, needs, **lengths),)
 
 
 def _first_columns(path: Path) -> list[str] | None:
@@ -153,8 +167,16 @@ def _first_columns(path: Path) -> list[str] | None:
     return None
 
 
-def _check_columns(field: str, src: DataSource, promised) -> None:
-    """A local file must exist and carry a known schema's columns (or a ``prompt`` column)."""
+# what a data file's rows must give -> the column sets besides the schemas' (REQUIRED) that do
+NEEDS = {
+    "prompts": (("prompt",),),  # env_config.prompts / eval_prompts: a prompt column or any schema
+    "pairs": (),  # env_config.pairs, the reward-model job: chosen and rejected (a schema)
+    "sft": (("prompt", "response"),),  # the SFT job: prompt and response, or a schema's chosen
+}
+
+
+def _check_columns(field: str, src: DataSource, promised, needs: str = "prompts", **lengths) -> None:
+    """A local file must exist and carry a known schema's columns (or what ``needs`` allows)."""
     path = Path(src.path).expanduser()
     if is_promised(path, promised):
         return  # made by an earlier stage of this run (an experiment's prepare)
@@ -170,7 +192,7 @@ def _check_columns(field: str, src: DataSource, promised) -> None:
         fail(f"{field}.path", src.path, f"could not be read ({type(e).__name__}: {e}); fix the file")
     if not cols:
         fail(f"{field}.path", src.path, "the file is empty or its first row is not an object")
-    wanted = [REQUIRED[src.schema]] if src.schema else [*REQUIRED.values(), ("prompt",)]
+    wanted = [REQUIRED[src.schema]] if src.schema else [*REQUIRED.values(), *NEEDS[needs]]
     if not any(set(w) <= set(cols) for w in wanted):
         fail(
             f"{field}.path",
@@ -178,6 +200,139 @@ def _check_columns(field: str, src: DataSource, promised) -> None:
             f"its columns {sorted(cols)} fit no schema; it needs "
             + " or ".join("(" + ", ".join(w) + ")" for w in wanted),
         )
+    check_data_file(field, src, needs, **lengths)
+
+
+def _file_rows(field: str, src: DataSource):
+    """``(where, row)`` of every row of a local file, ``where`` naming the line (``.jsonl``) or the
+    row; a line that is not UTF-8 or not a JSON object fails naming the line (and the byte)."""
+    path = Path(src.path).expanduser()
+    if path.suffix == ".jsonl":
+        with path.open("rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    fail(f"{field}.path", src.path, f"line {n}, byte {e.start + 1}: not UTF-8 ({e.reason}); save the file as UTF-8")
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    fail(f"{field}.path", src.path, f"line {n}: not JSON ({e}); fix or remove the line")
+                if not isinstance(row, dict):
+                    fail(f"{field}.path", src.path, f"line {n}: a row must be a JSON object, not {type(row).__name__}")
+                yield f"line {n}", row
+        return
+    if path.suffix == ".json":
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            n = data[: e.start].count(b"\n") + 1
+            fail(f"{field}.path", src.path, f"line {n}, byte {e.start + 1}: not UTF-8 ({e.reason}); save the file as UTF-8")
+        try:
+            rows = json.loads(text)
+        except ValueError as e:
+            fail(f"{field}.path", src.path, f"not JSON ({e}); fix the file")
+        rows = rows if isinstance(rows, list) else [rows]
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                fail(f"{field}.path", src.path, f"row {i}: a row must be a JSON object, not {type(row).__name__}")
+            yield f"row {i}", row
+        return
+    import pyarrow.parquet as pq
+
+    for i, row in enumerate(pq.read_table(path).to_pylist()):
+        yield f"row {i}", row
+
+
+def _row_prompt(kind: str, row: dict, rng: random.Random) -> tuple[list[dict] | None, tuple | None]:
+    """``(prompt messages, (chosen, rejected) or None)`` of one row of a file of ``kind``; raises
+    DataError naming the column."""
+    if kind in ("prompt", "sft"):
+        cols = ("prompt", "response") if kind == "sft" else ("prompt",)
+        for c in cols:
+            if c not in row:
+                raise DataError(f"column {c!r} is missing (the row has {sorted(row)})")
+        if not isinstance(row["prompt"], str) or not row["prompt"]:
+            raise DataError("column 'prompt' must be a non-empty string")
+        if kind == "sft" and not isinstance(row["response"], str):
+            raise DataError("column 'response' must be a string")
+        return [{"role": "user", "content": row["prompt"]}], None
+    for c in REQUIRED[kind]:
+        if c not in row:
+            raise DataError(f"column {c!r} is missing (the row has {sorted(row)})")
+    if kind == "hh":
+        r = hh_row(row, 0, "")
+    elif kind == "ultrafeedback_binarized":
+        r = binarized_row(row, 0, "")
+    else:
+        r = ultrafeedback_row(row, 0, "", rng)
+        if r is None:
+            return None, None
+    return r["messages"], (r["chosen"], r["rejected"])
+
+
+_CHECKED: set[tuple] = set()  # files already streamed through in this process (path, stat, rule)
+
+
+def check_data_file(field: str, src: DataSource, needs: str = "prompts", tokenizer=None, max_prompt_tokens=None) -> None:
+    """Stream a local data file through once: every line UTF-8 and a JSON object with its schema's
+    columns, pairs whose chosen and rejected differ (``needs='pairs'``), and with a ``tokenizer``
+    the prompts' lengths after chat formatting: refused when none of the rows used (``limit``) fits
+    ``max_prompt_tokens`` (some too long: dropped and counted by the runner, as before). Each
+    failure names the file, the line and the column; no model is loaded."""
+    path = Path(src.path).expanduser()
+    if path.suffix not in FILE_BUILDERS or not path.is_file():
+        return
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, needs, src.schema, src.limit,
+           getattr(tokenizer, "name_or_path", None), max_prompt_tokens)  # fmt: skip
+    if key in _CHECKED:
+        return
+    rows = _file_rows(field, src)
+    first = next(rows, None)
+    if first is None:
+        fail(f"{field}.path", src.path, "the file holds no rows")
+    cols = set(first[1])
+    if needs == "sft" and src.schema is None and {"prompt", "response"} <= cols:
+        kind = "sft"
+    elif needs == "prompts" and src.schema is None and "prompt" in cols and not {"chosen", "rejected"} <= cols:
+        kind = "prompt"
+    else:
+        try:
+            kind = schema_of(src.path, sorted(cols), src.schema)
+        except DataError as e:
+            fail(f"{field}.path", src.path, f"{first[0]}: {e}")
+    rng = random.Random(0)
+    texts, used = [], 0
+    for where, row in itertools.chain([first], rows):
+        try:
+            messages, pair = _row_prompt(kind, row, rng)
+        except DataError as e:
+            msg = str(e).removeprefix(" row 0: ")  # the data.py row checks name their own row
+            fail(f"{field}.path", src.path, f"{where}: {msg}; fix or remove the row")
+        if needs == "pairs" and pair is not None and pair[0] == pair[1]:
+            fail(f"{field}.path", src.path, f"{where}: chosen and rejected are the same response; remove the row")
+        if messages is not None and (src.limit is None or used < src.limit):
+            used += 1
+            if tokenizer is not None:
+                texts.append(format_prompt(tokenizer, messages))
+    if tokenizer is not None and max_prompt_tokens is not None and texts:
+        shortest = min(
+            len(ids)
+            for i in range(0, len(texts), 1024)
+            for ids in tokenizer(texts[i : i + 1024], add_special_tokens=False)["input_ids"]
+        )
+        if shortest > max_prompt_tokens:
+            fail(
+                "env_config.max_prompt_tokens",
+                max_prompt_tokens,
+                f"every prompt of {src.path!r} ({len(texts)} rows) is longer after chat formatting "
+                f"(the shortest: {shortest} tokens); raise it to at least {shortest} or give shorter prompts",
+            )
+    _CHECKED.add(key)
 
 
 def lora_settings(spec) -> LoRASettings | None:
@@ -198,9 +353,23 @@ def lora_settings(spec) -> LoRASettings | None:
 
 
 def policy_settings(model_config: dict | None, promised=()) -> PolicySettings:
+    return _policy(model_config, promised)[0]
+
+
+def _policy(model_config: dict | None, promised=()):
+    """``(PolicySettings, tokenizer or None)``: the model folder checked whole
+    (``models.check_model_folder``: config, tokenizer, LoRA targets); None for a hub name or a
+    promised path."""
     mc = _checked("model_config", dict(model_config or {}), LM_FIELDS)
-    check_model_path(mc["name_or_path"], "model_config.name_or_path", promised)
-    return PolicySettings(**{**mc, "lora": lora_settings(mc["lora"])})
+    lora = lora_settings(mc["lora"])
+    tok = check_model_folder(
+        mc["name_or_path"],
+        "model_config.name_or_path",
+        promised,
+        trust_remote_code=mc["trust_remote_code"],
+        lora_targets=lora.target_modules if lora else None,
+    )
+    return PolicySettings(**{**mc, "lora": lora}), tok
 
 
 def weight_sync_settings(spec) -> WeightSyncSettings:
@@ -233,7 +402,7 @@ def llm_settings(
     s = {k: f.default for k, f in LLM_FIELDS.items()} | env_config
     for k in ("engine", "max_prompt_tokens", "max_new_tokens"):
         check_field(f"env_config.{k}", LLM_FIELDS[k], s[k])
-    policy = policy_settings(model_config, promised)
+    policy, tok = _policy(model_config, promised)
     _check_model_fits(policy, s["engine"], s["max_prompt_tokens"], s["max_new_tokens"])
     if s["prompts"] is None:
         fail("env_config.prompts", None, "give the prompt source: {path: <hub name or file>, split: train}")
@@ -244,11 +413,12 @@ def llm_settings(
             "give {kind: reward_model, path: <dir>} (or {kind: truth} for the synthetic task)",
         )
     scorer = judge_spec("env_config.scorer", s["scorer"], purpose="train", promised=promised)
+    lengths = {"tokenizer": tok, "max_prompt_tokens": s["max_prompt_tokens"]}
     return LLMSettings(
         policy=policy,
-        prompts=data_sources("env_config.prompts", s["prompts"], promised),
-        pairs=data_sources("env_config.pairs", s["pairs"], promised),
-        eval_prompts=data_sources("env_config.eval_prompts", s["eval_prompts"], promised),
+        prompts=data_sources("env_config.prompts", s["prompts"], promised, **lengths),
+        pairs=data_sources("env_config.pairs", s["pairs"], promised, "pairs", **lengths),
+        eval_prompts=data_sources("env_config.eval_prompts", s["eval_prompts"], promised, **lengths),
         scorer=scorer,
         eval_scorer=judge_spec("env_config.eval_scorer", s["eval_scorer"], purpose="train", promised=promised)
         or scorer,

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_value, fail, suggest
-from pairgrpo_rllib.envs.llm.models import check_model_path
+from pairgrpo_rllib.envs.llm.models import check_model_folder
 from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
+from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.judges.annotator import AnnotatorJudge
 from pairgrpo_rllib.judges.base import Judge
 from pairgrpo_rllib.judges.generative import GenerativeJudge
@@ -131,7 +132,7 @@ def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | Non
         raw = {**raw, "path": str(raw["path"])}
     out = JudgeSpec(**raw)
     if spec.needs_path:
-        check_model_path(out.path, f"{field}.path", promised)
+        check_model_folder(out.path, f"{field}.path", promised)
     check_value(f"{field}.dtype", out.dtype, "choice", choices=names.LLM_DTYPES)
     check_value(f"{field}.engine", out.engine, "choice", choices=names.LLM_ENGINES)
     check_value(
@@ -160,6 +161,8 @@ def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | Non
             high=64,
             fix="resources of each scoring actor",
         )
+    if out.actors and out.num_gpus:
+        check_gpus(f"{field}.num_gpus", out.num_gpus, out.num_gpus * out.actors, f"{out.actors} scorer actor(s)")
     return out
 
 

@@ -106,14 +106,22 @@ class RewardModelActor:
 class RewardModelPool(_CachedVerdicts):
     """A reward model served by ``spec.actors`` Ray actors (``num_cpus``/``num_gpus`` each); a batch
     is split in contiguous parts, one per actor, and the scores come back in order. Created by the
-    rollout actor that uses it (and gone with it)."""
+    rollout actor that uses it (and gone with it). Inside a Tune trial its actors take the bundles
+    that ``GroupAlgorithm.default_resource_request`` adds to the trial's placement group."""
 
     kind = "reward_model"
 
     def __init__(self, spec):
         import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        remote = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(RewardModelActor)
+        group = ray.util.get_current_placement_group()
+        options = {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}
+        if group is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_capture_child_tasks=True
+            )
+        remote = ray.remote(**options)(RewardModelActor)
         self.actors = [remote.remote(dataclasses.replace(spec, actors=0)) for _ in range(spec.actors)]
 
     def score(self, prompts, responses) -> np.ndarray:

@@ -156,11 +156,20 @@ def test_bad_evaluate_sections_fail_before_ray_naming_the_field(assets, tmp_path
         X.check(spec)
 
 
-def test_the_gpu_recipe_validates_before_ray():
+def test_the_gpu_recipe_validates_before_ray(monkeypatch):
     """The paper-scale recipe (hub names, vLLM, GPUs per learner and rollout actor) passes every check
-    here; it is not run (no GPU, no hub)."""
+    here as it would on the cluster it is submitted to (RAY_ADDRESS set: the GPUs are the cluster's to
+    count); it is not run (no GPU, no hub). Without RAY_ADDRESS, on a machine without GPUs, it is
+    refused with the numbers."""
+    import torch
+
     from pairgrpo_rllib.app import experiment as X
 
+    if torch.cuda.device_count() == 0:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        with pytest.raises(X.ExperimentError, match=r"num_gpus_per_learner=1 is invalid: .* request 3 GPU\(s\) .* has 0"):
+            X.load(REPO / "tune_configs" / "llm_gpu_recipe.yaml")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # `ray job submit` to the cluster sets it
     spec = X.load(REPO / "tune_configs" / "llm_gpu_recipe.yaml")
     assert set(X.algorithms_of(spec)) == {*FAMILY, "DPO", "ORPO"}
     cfg = X.build_config(spec, "GRPO", seed=0, resolve_search=True)

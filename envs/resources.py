@@ -1,0 +1,40 @@
+"""GPUs a run asks for against those it can get, checked before Ray starts.
+
+The rule (:func:`gpus_available`): inside a Ray process, or with Ray already started, the cluster's
+``GPU`` resources; with ``RAY_ADDRESS`` naming a cluster this process has not joined yet, nothing is
+known before joining, so the request is left to Ray; otherwise (a local Ray instance will be started
+on this machine) the GPUs torch sees here (``torch.cuda.device_count()``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pairgrpo_rllib.core.checks import fail
+
+
+def gpus_available() -> tuple[float | None, str]:
+    """``(GPUs, where they were counted)``; ``None`` when they cannot be known before Ray starts."""
+    import ray
+
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("GPU", 0)), "the Ray cluster"
+    if os.environ.get("RAY_ADDRESS"):
+        return None, f"the cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+    import torch
+
+    return float(torch.cuda.device_count()), "this machine (torch.cuda.device_count(); no RAY_ADDRESS set)"
+
+
+def check_gpus(field: str, value, total: float, what: str) -> None:
+    """Fail naming ``field`` when ``total`` GPUs (``what`` asks for them) exceed those available."""
+    if not total:
+        return
+    have, where = gpus_available()
+    if have is not None and total > have:
+        fail(
+            field,
+            value,
+            f"{what} request {total:g} GPU(s) in all, {where} has {have:g}; set it to 0 or run where "
+            "GPUs are (RAY_ADDRESS)",
+        )
