@@ -156,6 +156,110 @@ def test_bad_evaluate_sections_fail_before_ray_naming_the_field(assets, tmp_path
         X.check(spec)
 
 
+def _prompt_only_file(tmp_path) -> str:
+    path = tmp_path / "prompts_only.jsonl"
+    path.write_text(json.dumps({"prompt": "What color is the sky?"}) + "\n")
+    return str(path)
+
+
+def _text_file(tmp_path) -> str:
+    path = tmp_path / "no_prompt.jsonl"
+    path.write_text(json.dumps({"text": "x"}) + "\n")
+    return str(path)
+
+
+# (case id, what changes in the spec given (assets, tmp_path): {dotted key: value}, the field named)
+SWEEP_CASES = [
+    ("prompts-missing-file",
+     lambda a, t: {"evaluate.prompts": [{"path": str(t / "missing.jsonl"), "subset": "helpful"}]},
+     "evaluate.prompts[0].path"),
+    ("prompts-no-prompt-column",
+     lambda a, t: {"evaluate.prompts": [{"path": _text_file(t), "subset": "helpful"}]},
+     "evaluate.prompts[0].path"),
+    ("prompts-limit-0",
+     lambda a, t: {"evaluate.prompts": [{"path": str(a["task"] / "eval_helpful.jsonl"), "limit": 0}]},
+     "evaluate.prompts[0].limit"),
+    ("prompts-limit-word",
+     lambda a, t: {"evaluate.prompts": [{"path": str(a["task"] / "eval_helpful.jsonl"), "limit": "all"}]},
+     "evaluate.prompts[0].limit"),
+    ("prompts-schema-typo",
+     lambda a, t: {"evaluate.prompts": [{"path": str(a["task"] / "eval_helpful.jsonl"), "schema": "hhh"}]},
+     "evaluate.prompts[0].schema"),
+    ("chosen-missing-file",
+     lambda a, t: {"evaluate.baseline": {"chosen": {"path": str(t / "missing_pairs.jsonl")}}},
+     "evaluate.baseline.chosen.path"),
+    ("chosen-prompts-only",
+     lambda a, t: {"evaluate.baseline": {"chosen": {"path": _prompt_only_file(t)}}},
+     "evaluate.baseline.chosen.path"),
+    ("chosen-limit-0",
+     lambda a, t: {"evaluate.baseline": {"chosen": {"path": str(a["task"] / "hh_rlhf_test.jsonl"), "limit": 0}}},
+     "evaluate.baseline.chosen.limit"),
+    ("reward-model-is-a-causal-lm",
+     lambda a, t: {"evaluate.judges": [{"kind": "reward_model", "path": a["sft"]}]},
+     "evaluate.judges[0].path"),
+    ("generative-is-a-reward-model",
+     lambda a, t: {"evaluate.judges": [{"kind": "generative", "path": a["rm"]}]},
+     "evaluate.judges[0].path"),
+    ("generative-relative-path-missing",
+     lambda a, t: {"evaluate.likert": [{"kind": "generative", "path": "models/judge"}]},
+     "evaluate.likert[0].path"),
+    ("generative-folder-without-model",
+     lambda a, t: {"evaluate.judges": [{"kind": "generative", "path": str(t)}]},
+     "evaluate.judges[0].path"),
+    ("max-new-tokens-0", lambda a, t: {"evaluate.max_new_tokens": 0}, "evaluate.max_new_tokens"),
+    ("scorer-actor-typo",
+     lambda a, t: {"environment.env_config.scorer": {"kind": "reward_model", "path": a["rm"], "actor": 2}},
+     "scorer.actor"),
+    ("scorer-dtype-float8",
+     lambda a, t: {"environment.env_config.scorer": {"kind": "reward_model", "path": a["rm"], "dtype": "float8"}},
+     "scorer.dtype"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field"), [c[1:] for c in SWEEP_CASES], ids=[c[0] for c in SWEEP_CASES])
+def test_bad_evaluate_sections_refused_by_the_command_before_ray(
+    assets, tmp_path, monkeypatch, capsys, change, field
+):
+    """`pairgrpo sweep` with an evaluate section that would fail after training: exit 2, one line
+    naming the field and the value, no Ray, no results folder."""
+    import ray
+    import yaml
+
+    from pairgrpo_rllib.app.cli import main
+
+    (tmp_path / "models").mkdir()  # a relative path under it is local, not a hub name
+    monkeypatch.chdir(tmp_path)
+    spec = _eval_spec(assets, tmp_path)
+    for dotted, value in change(assets, tmp_path).items():
+        node = spec
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", str(cfg), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert field in err, err
+    assert not ray.is_initialized() and not (tmp_path / "out").exists()
+
+
+def test_evaluate_sources_made_by_a_prepare_stage_count_as_present(assets, tmp_path):
+    """Files and models that a prepare stage will write are accepted before they exist."""
+    from pairgrpo_rllib.app import llm_eval
+
+    spec = _eval_spec(assets, tmp_path)
+    later = tmp_path / "later"
+    spec["evaluate"]["prompts"] = [{"path": str(later / "task" / "eval_helpful.jsonl"), "subset": "helpful"}]
+    spec["evaluate"]["judges"] = [{"kind": "reward_model", "path": str(later / "rm")}]
+    promised = [later / "task", later / "task" / "eval_helpful.jsonl", later / "rm"]
+    s = llm_eval.settings(spec["evaluate"], spec, promised=promised)
+    assert s["judges"][0].path == str(later / "rm")
+
+
 def test_the_gpu_recipe_validates_before_ray():
     """The paper-scale recipe (hub names, vLLM, GPUs per learner and rollout actor) passes every check
     here; it is not run (no GPU, no hub)."""
