@@ -58,6 +58,7 @@ SPEC_CASES = [
     ("concurrent-negative", _spec(max_concurrent=-1), "max_concurrent"),
     ("concurrent-word", _spec(max_concurrent="two"), "max_concurrent"),
     ("name-parent", _spec(name="../x"), "name"),
+    ("algorithm-twice", _spec(algorithm=["GRPO", "GRPO"]), "GRPO is named twice"),
     ("name-absolute", _spec(name="/abs/path"), "name"),
     ("name-empty", _spec(name=""), "name"),
     ("name-slash", _spec(name="a/b"), "name"),
@@ -204,6 +205,8 @@ OVERRIDE_CASES = [
     (["--set", "training.lr=[1"], "not valid YAML"),
     (["--set", "seeds.0=1"], "seeds"),
     (["--resume"], "nothing to resume"),
+    (["--output", ""], "--output"),
+    (["--output", "  "], "--output"),
 ]
 
 
@@ -274,6 +277,8 @@ def test_report_on_missing_or_empty_folders(tmp_path, run_cli):
 THEORY_CASES = [
     (["--beta", "1e308"], "--beta"),
     (["--beta", "-1"], "--beta"),
+    (["--beta", "1e-300"], "1e-06 <= beta"),  # ran 204 s
+    (["--beta", "9e-7"], "1e-06 <= beta"),
     (["--beta", "nan"], "--beta"),
     (["--pref", "1.5"], "--pref"),
     (["--pref", "0"], "--pref"),
