@@ -309,35 +309,66 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Everything checked before Ray: the folder, its lock, the settings, every trial's checkpoint."""
     from pathlib import Path
 
-    from pairgrpo_rllib.app import experiment, llm_eval
-    from pairgrpo_rllib.app.runner import SPEC_FILE
+    from pairgrpo_rllib.app import experiment, llm_eval, runner
 
     exp_dir = Path(args.target)
     if not exp_dir.is_dir():
         parser.error(
             f"EXP_DIR={args.target!r} is invalid: not a folder; pass an experiment folder written by sweep"
         )
-    if args.config:
-        spec = experiment.load(args.config, args.set)
-    else:
-        saved = exp_dir / SPEC_FILE
-        try:
-            spec = json.loads(saved.read_text())["spec"]
-        except (OSError, ValueError, KeyError) as exc:
-            parser.error(f"{saved}: cannot read the run's settings ({exc}); pass --config EXPERIMENT.yaml")
-    if spec.get("evaluate") is None:
+    if args.set and not args.config:
         parser.error(
-            f"{args.config or exp_dir / SPEC_FILE}: no evaluate section; add one (docs/llm.md) or pass --config"
+            f"--set {args.set[0]}: eval takes overrides of --config's file only; pass --config EXPERIMENT.yaml "
+            "(the run's saved settings are evaluated as they were)"
         )
-    s = llm_eval.settings(spec["evaluate"], spec)
+    saved = exp_dir / runner.SPEC_FILE
+    where = args.config or saved
+    try:
+        if args.config:
+            spec = experiment.load(args.config, args.set)
+        else:
+            try:
+                spec = json.loads(saved.read_text())["spec"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else f"{exc.__class__.__name__}: {exc}"
+                raise ValueError(
+                    f"{saved}: cannot read the run's settings ({why}); pass --config EXPERIMENT.yaml"
+                ) from None
+            if not isinstance(spec, dict):
+                raise ValueError(
+                    f"{saved}: its spec is not a mapping (a damaged file); pass --config EXPERIMENT.yaml"
+                )
+        if spec.get("evaluate") is None:
+            raise ValueError(f"{where}: no evaluate section; add one (docs/llm.md) or pass --config")
+        s = llm_eval.settings(spec["evaluate"], spec)
+        held = runner.lock(
+            exp_dir.resolve(), fix="evaluate it once that run has ended (a running experiment has no final policies)"
+        )
+        try:
+            llm_eval.evaluable_trials(exp_dir)
+        except ValueError:
+            runner.unlock(held)
+            raise
+    except OSError as exc:  # the lock file cannot be made: the evaluation could not write its files either
+        parser.error(f"EXP_DIR={args.target!r}: cannot write there ({exc.strerror}); check its permissions")
+    except ValueError as exc:  # ExperimentError, a settings check, a damaged trial folder
+        parser.error(" ".join(str(exc).split()))
+    except (TypeError, AttributeError, KeyError) as exc:  # saved settings of the wrong shape
+        parser.error(
+            f"{where}: could not be checked ({exc.__class__.__name__}: {' '.join(str(exc).split())}); "
+            "pass --config EXPERIMENT.yaml"
+        )
     try:
         out = llm_eval.evaluate_experiment(exp_dir, s)
     except Exception as exc:  # a Ray task's error: its last line says what went wrong
         lines = str(exc).strip().splitlines() or [exc.__class__.__name__]
         print(f"[llm] evaluation of {exp_dir} failed: {lines[-1]}", file=sys.stderr)
         return 1
+    finally:
+        runner.unlock(held)
     print(f"[llm] evaluation written to {out} and {exp_dir / llm_eval.TABLES_FILE}")
     return 0
 

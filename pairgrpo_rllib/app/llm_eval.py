@@ -249,6 +249,29 @@ def load_prompts(s: dict) -> tuple[list[list[dict]], list[str], list[list[str]] 
     return prompts, subsets, None
 
 
+def evaluable_trials(exp_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """The trials of ``exp_dir`` that the evaluation judges (those :func:`group_trials` labels) and
+    their labels (by folder), each trial with a checkpoint to load; a ValueError (one line naming the folder and the fix) where there
+    are none, or where a trial has none: found before Ray starts, not after the baseline is sampled."""
+    trials = load_trials(exp_dir)  # ReportInputError (a ValueError) names a damaged trial file
+    if not trials:
+        raise ValueError(
+            f"{exp_dir}: no trial folders (params.json and result.json); pass an experiment folder written by sweep"
+        )
+    labels = {str(t["dir"]): label for label, ts in group_trials(trials).items() for t in ts}
+    trials = [t for t in trials if str(t["dir"]) in labels]
+    for t in trials:
+        trial_dir = Path(t["dir"])
+        if newest_complete_checkpoint(trial_dir) is None and not any(
+            c.is_dir() for c in trial_dir.glob("checkpoint_*")
+        ):
+            raise ValueError(
+                f"{trial_dir}: no checkpoint to evaluate; run the experiment to its end (or --resume it), "
+                "or set checkpoint_every"
+            )
+    return trials, labels
+
+
 def policy_state(trial_dir: Path) -> tuple[dict, str]:
     """The merged HF weights of the trial's newest complete checkpoint, and that checkpoint's name."""
     from ray.rllib.core.rl_module.rl_module import RLModule
@@ -363,11 +386,7 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
 
     stream = stream or sys.stdout
     exp_dir = Path(exp_dir).resolve()  # checkpoints are read by URI: relative paths do not parse
-    trials = load_trials(exp_dir)
-    if not trials:
-        raise FileNotFoundError(f"no trial folders below {exp_dir}")
-    labels = {str(t["dir"]): label for label, ts in group_trials(trials).items() for t in ts}
-    trials = [t for t in trials if str(t["dir"]) in labels]
+    trials, labels = evaluable_trials(exp_dir)
     started = not ray.is_initialized()
     if started:
         ray.init(

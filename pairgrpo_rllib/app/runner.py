@@ -216,13 +216,16 @@ def prepare(
         raise experiment.ExperimentError(
             f"--output {str(output_dir)!r}: cannot write {exp_dir} ({exc.strerror or exc}); choose a writable folder"
         ) from None
-    _lock(exp_dir)
+    lock(exp_dir)
     if not resume:
         write_json_atomically(exp_dir / SPEC_FILE, run)
     return exp_dir
 
 
-def _lock(exp_dir: Path) -> None:
+def lock(exp_dir: Path, fix: str = "wait for it to end, or use another --output or name") -> int:
+    """Hold ``exp_dir``'s lock until this process ends (or :func:`unlock`); ``ExperimentError``
+    (naming the holder's pid and ``fix``) while another process holds it (a sweep, a resumed run,
+    ``pairgrpo llm eval``). Returns the lock file's descriptor."""
     fd = os.open(exp_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -230,12 +233,18 @@ def _lock(exp_dir: Path) -> None:
         holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise experiment.ExperimentError(
-            f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; wait for it to end, "
-            "or use another --output or name"
+            f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; {fix}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     _LOCKS.append(fd)  # the lock ends with the process, however it ends
+    return fd
+
+
+def unlock(fd: int) -> None:
+    """Release a lock of :func:`lock` before the process ends."""
+    _LOCKS.remove(fd)
+    os.close(fd)
 
 
 def _flat(d, prefix: str = "") -> dict:

@@ -290,3 +290,83 @@ def test_the_gpu_recipe_validates_before_ray():
     cfg = X.build_config(big, "Soft-Pair-GRPO", seed=0, resolve_search=True)
     assert cfg.model_config["lora"]["r"] == 64 and cfg.model_config["name_or_path"].endswith("7B-Instruct")
     assert cfg.env_config["weight_sync"]["backend"] == "nccl" and cfg.num_env_runners == 2
+
+
+# ---- `pairgrpo llm eval` on folders it must refuse before Ray ---------------------------------------------
+def _experiment_folder(assets, tmp_path, *, checkpoint: bool = True) -> Path:
+    """An experiment folder as a sweep leaves it (settings, one trial with a result row), without
+    training: what the command checks before Ray is all these tests reach."""
+    spec = _eval_spec(assets, tmp_path)
+    exp = tmp_path / "out" / spec["name"]
+    trial = exp / "GRPO_seed0_00000"
+    trial.mkdir(parents=True)
+    (exp / "pairgrpo_experiment.json").write_text(json.dumps({"spec": spec, "algorithm": None, "seed": None}))
+    (trial / "params.json").write_text(json.dumps({"trial": {"algorithm": "GRPO", "spec": {}}, "seed": 0}))
+    (trial / "result.json").write_text(json.dumps({"training_iteration": 1}) + "\n")
+    if checkpoint:
+        (trial / "checkpoint_000000").mkdir()
+    return exp
+
+
+def _refused(capsys, *argv) -> str:
+    import ray
+
+    from pairgrpo_rllib.app.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not ray.is_initialized(), "Ray was started for bad input"
+    return err
+
+
+DAMAGED_SETTINGS = [
+    ("not-json", "{not json", "pairgrpo_experiment.json"),
+    ("a-list", "[1, 2]", "pairgrpo_experiment.json"),
+    ("no-spec", '{"algorithm": null}', "pairgrpo_experiment.json"),
+    ("spec-a-number", '{"spec": 5}', "pairgrpo_experiment.json"),
+    ("binary", b"\xff\xfe\x00", "pairgrpo_experiment.json"),
+    ("environment-a-number", '{"spec": {"evaluate": {"prompts": []}, "environment": 5}}', "pairgrpo_experiment.json"),
+    ("no-evaluate", '{"spec": {"name": "x"}}', "no evaluate section"),
+    ("bad-evaluate", '{"spec": {"evaluate": {"prompts": []}}}', "evaluate.prompts"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "named"), [c[1:] for c in DAMAGED_SETTINGS], ids=[c[0] for c in DAMAGED_SETTINGS]
+)
+def test_llm_eval_refuses_damaged_saved_settings(assets, tmp_path, capsys, content, named):
+    exp = _experiment_folder(assets, tmp_path)
+    saved = exp / "pairgrpo_experiment.json"
+    saved.write_bytes(content) if isinstance(content, bytes) else saved.write_text(content)
+    err = _refused(capsys, "llm", "eval", str(exp))
+    assert named in err and not (exp / "llm_eval.json").exists()
+
+
+def test_llm_eval_refuses_a_running_experiment_set_without_config_and_missing_checkpoints(
+    assets, tmp_path, capsys
+):
+    import fcntl
+    import os
+
+    exp = _experiment_folder(assets, tmp_path)
+    assert "--set" in _refused(capsys, "llm", "eval", str(exp), "--set", "evaluate.samples=1")
+    fd = os.open(exp / ".pairgrpo.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running sweep holds it
+        os.write(fd, b"4242")
+        err = _refused(capsys, "llm", "eval", str(exp))
+        assert "pid 4242" in err and "ended" in err
+    finally:
+        os.close(fd)
+    for ckpt in exp.glob("*/checkpoint_*"):
+        ckpt.rmdir()
+    err = _refused(capsys, "llm", "eval", str(exp))
+    assert "GRPO_seed0_00000: no checkpoint to evaluate" in err
+    err = _refused(capsys, "llm", "eval", str(exp))  # the lock was released: the same line again
+    assert "no checkpoint" in err
+    (exp / "GRPO_seed0_00000" / "result.json").unlink()
+    assert "no trial folders" in _refused(capsys, "llm", "eval", str(exp))
+    assert not (exp / "llm_eval.json").exists()
