@@ -282,15 +282,20 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.action == "eval":
         return _cmd_llm_eval(args, parser)
     stage = stage_table.CLI_NAMES[args.action]
+    if args.config:
+        parser.error(f"--config {args.config}: only eval takes it; {args.action} reads {args.target}")
     try:
         if not stage_table.STAGES[stage].job:
+            if args.set:
+                parser.error(f"--set {args.set[0]}: {args.action} takes no job file to override; use its options")
             target = Path(args.target)
-            if target.exists() and any(target.iterdir()):
+            if target.exists() and (not target.is_dir() or any(target.iterdir())):
                 parser.error(
                     f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory"
                 )
             options = {k: getattr(args, k) for k in stage_table.STAGES[stage].options}
-            stage_table.run(stage, (args.target, stage_table.check_options(stage, options, args.action)))
+            options = stage_table.check_options(stage, options, args.action)
+            _run_stage(stage_table, stage, (args.target, options), args.action, parser)
             print(f"[llm] {stage_table.STAGES[stage].made} written to {target}")
             return 0
         from pairgrpo_rllib.app import experiment
@@ -301,11 +306,25 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         stage_table.check_job(stage, spec)  # every value checked before a model loads
     except (ValueError, OSError) as exc:
         parser.error(str(exc).splitlines()[0])
-    summary = stage_table.run(stage, spec)
+    summary = _run_stage(stage_table, stage, spec, args.action, parser)
     shown = {k: v for k, v in summary.items() if k != "settings"}
     print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
     print(f"[llm] model written to {summary['settings']['output']}")
     return 0
+
+
+def _run_stage(stage_table, stage: str, target, action: str, parser: argparse.ArgumentParser):
+    """A checked stage run under the command's error handling: bad input found while it runs (a data
+    row, a model's files) is one line and exit 2; any other failure (out of memory, disk full) one
+    line and exit 1; nothing half-written is left (``stages.run``)."""
+    try:
+        return stage_table.run(stage, target)
+    except ValueError as exc:
+        parser.error(" ".join((str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split()))
+    except (OSError, RuntimeError, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"[llm] {action} failed: {exc.__class__.__name__}: {first}", file=sys.stderr)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -344,13 +363,13 @@ def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         if spec.get("evaluate") is None:
             raise ValueError(f"{where}: no evaluate section; add one (docs/llm.md) or pass --config")
         s = llm_eval.settings(spec["evaluate"], spec)
-        held = runner.lock(
+        runner.lock(
             exp_dir.resolve(), fix="evaluate it once that run has ended (a running experiment has no final policies)"
         )
         try:
             llm_eval.evaluable_trials(exp_dir)
         except ValueError:
-            runner.unlock(held)
+            runner.unlock(exp_dir.resolve())
             raise
     except OSError as exc:  # the lock file cannot be made: the evaluation could not write its files either
         parser.error(f"EXP_DIR={args.target!r}: cannot write there ({exc.strerror}); check its permissions")
@@ -368,7 +387,7 @@ def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         print(f"[llm] evaluation of {exp_dir} failed: {lines[-1]}", file=sys.stderr)
         return 1
     finally:
-        runner.unlock(held)
+        runner.unlock(exp_dir.resolve())
     print(f"[llm] evaluation written to {out} and {exp_dir / llm_eval.TABLES_FILE}")
     return 0
 
@@ -423,10 +442,15 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"[{args.command}] no report: {exc}", file=sys.stderr)
 
+    from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
+
     try:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
-    except experiment.ExperimentError as exc:
-        parser.error(str(exc))
+    except (experiment.ExperimentError, PrepareError) as exc:
+        parser.error(" ".join(str(exc).split()))
+    except StageFailed as exc:  # its output, the lock and a new run's folder are gone
+        print(f"[{args.command}] {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     except runner.Interrupted as exc:
         name = signal.Signals(exc.signum).name
         # Tune had saved nothing yet: the command starts the run again

@@ -34,6 +34,7 @@ from ray import tune
 from pairgrpo_rllib.algorithms.registry import register_with_tune
 from pairgrpo_rllib.app import experiment, llm_eval
 from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
+from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
 from pairgrpo_rllib.app.prepare import run as run_stages
 from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
@@ -171,7 +172,7 @@ def param_space(spec: dict, algorithm: str | None = None, seed: int | None = Non
 
 SPEC_FILE = "pairgrpo_experiment.json"
 LOCK_FILE = ".pairgrpo.lock"
-_LOCKS: list[int] = []  # open lock files, held until the process exits
+_LOCKS: dict[Path, int] = {}  # experiment folder -> its open lock file, held until the process exits
 
 
 def prepare(
@@ -222,10 +223,10 @@ def prepare(
     return exp_dir
 
 
-def lock(exp_dir: Path, fix: str = "wait for it to end, or use another --output or name") -> int:
+def lock(exp_dir: Path, fix: str = "wait for it to end, or use another --output or name") -> None:
     """Hold ``exp_dir``'s lock until this process ends (or :func:`unlock`); ``ExperimentError``
     (naming the holder's pid and ``fix``) while another process holds it (a sweep, a resumed run,
-    ``pairgrpo llm eval``). Returns the lock file's descriptor."""
+    ``pairgrpo llm eval``)."""
     fd = os.open(exp_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -237,14 +238,14 @@ def lock(exp_dir: Path, fix: str = "wait for it to end, or use another --output 
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
-    _LOCKS.append(fd)  # the lock ends with the process, however it ends
-    return fd
+    _LOCKS[exp_dir] = fd  # the lock ends with the process, however it ends
 
 
-def unlock(fd: int) -> None:
+def unlock(exp_dir: Path) -> None:
     """Release a lock of :func:`lock` before the process ends."""
-    _LOCKS.remove(fd)
-    os.close(fd)
+    fd = _LOCKS.pop(exp_dir, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -304,12 +305,18 @@ def run(
     verbose: int = 0,
 ):
     """Run (or resume) the experiment; returns the experiment folder."""
+    target = Path(output_dir).expanduser().resolve() / spec["name"]
+    made = [p for p in (target, *target.parents) if not p.exists()]  # the folders this run creates
     exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
     guard = _SignalGuard()
     try:
         with guard:
             if spec.get("prepare"):
-                run_stages(spec["prepare"])  # what the trials read, made once (skipped where it exists)
+                try:
+                    run_stages(spec["prepare"])  # what the trials read, made once (skipped where it exists)
+                except (PrepareError, StageFailed):
+                    _discard(exp_dir, made, resume)
+                    raise
             results = _run_tune(
                 spec, exp_dir, guard, resume=resume, algorithm=algorithm, seed=seed, verbose=verbose
             )
@@ -335,6 +342,21 @@ def run(
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
     return exp_dir
+
+
+def _discard(exp_dir: Path, made: list[Path], resume: bool) -> None:
+    """A run that failed before Tune started: its lock released, and what it wrote removed (the
+    settings file of a new run and the folders it created, where nothing else was put in them)."""
+    unlock(exp_dir)
+    if resume:
+        return
+    for name in (SPEC_FILE, LOCK_FILE):
+        (exp_dir / name).unlink(missing_ok=True)
+    for folder in made:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: someone else's files
 
 
 def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed, verbose: int):
