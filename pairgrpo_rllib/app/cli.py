@@ -404,6 +404,8 @@ def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
             cmd += ["--algorithm", args.algorithm]
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
+    if args.no_report:
+        cmd.append("--no-report")
     return shlex.join(cmd)
 
 

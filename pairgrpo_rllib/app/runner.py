@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import math
 import os
 import signal
 import sys
@@ -36,7 +38,7 @@ from pairgrpo_rllib.app import experiment, llm_eval
 from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
 from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
 from pairgrpo_rllib.app.prepare import run as run_stages
-from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
+from pairgrpo_rllib.app.report import expected_trials, flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
 
 
@@ -120,11 +122,17 @@ class ProgressLines(tune.Callback):
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
         self.t0 = time.time()
+        self.last_eval: dict[str, float] = {}  # trial id -> its latest evaluation return
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         algorithm, seed, _ = trial_fields(trial.config)
         flat = flatten(result)
         ev = next((flat[k] for k in names.RESULT_EVAL_RETURNS if k in flat), None)
+        # between evaluations (PPO reports NaN there) the latest one, or none yet ("-")
+        if isinstance(ev, int | float) and math.isfinite(ev):
+            self.last_eval[trial.trial_id] = ev
+        else:
+            ev = self.last_eval.get(trial.trial_id)
         tr = flat.get(names.RESULT_TRAIN_RETURN)
         print(
             f"[{time.time() - self.t0:7.1f}s] {algorithm:<15} seed={seed} "
@@ -327,8 +335,9 @@ def run(
     unfinished = [
         r for r in results if r.error is None and not reached_stop(flatten(r.metrics or {}), spec["stop"])
     ]
-    if unfinished:
-        raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished), len(results))
+    if unfinished:  # trials Tune had not started yet are not in its results, and did not finish either
+        total = max(len(results), expected_trials(exp_dir) or 0)
+        raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished) + total - len(results), total)
     failed = [r for r in results if r.error is not None]
     if failed:
         first = str(failed[0].error).strip().splitlines()
@@ -410,10 +419,20 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
             ),
         )
     guard.in_fit = True
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_own_hints)
     try:
         return tuner.fit()
     finally:
         guard.in_fit = False
+        tune_log.removeFilter(_own_hints)
+
+
+def _own_hints(record: logging.LogRecord) -> bool:
+    """Tune's advice after an interruption (``Tuner.restore(...)``, the list of unfinished trials)
+    is Python for a user of the library; the command prints its own resume command instead."""
+    text = str(record.msg)
+    return not text.startswith(("Experiment has been interrupted", "Trials did not complete"))
 
 
 class _Stopped(Exception):
