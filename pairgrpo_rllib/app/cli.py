@@ -211,9 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
         )
-        p.add_argument(
-            "--output", type=_folder, default="results", help="results folder (default: results/)"
-        )
+        p.add_argument("--output", type=_folder, default="results", help="results folder (default: results/)")
         p.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
         if name == "train":
             p.add_argument(
@@ -287,7 +285,9 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if not stage_table.STAGES[stage].job:
             if args.set:
-                parser.error(f"--set {args.set[0]}: {args.action} takes no job file to override; use its options")
+                parser.error(
+                    f"--set {args.set[0]}: {args.action} takes no job file to override; use its options"
+                )
             target = Path(args.target)
             if target.exists() and (not target.is_dir() or any(target.iterdir())):
                 parser.error(
@@ -364,7 +364,8 @@ def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             raise ValueError(f"{where}: no evaluate section; add one (docs/llm.md) or pass --config")
         s = llm_eval.settings(spec["evaluate"], spec)
         runner.lock(
-            exp_dir.resolve(), fix="evaluate it once that run has ended (a running experiment has no final policies)"
+            exp_dir.resolve(),
+            fix="evaluate it once that run has ended (a running experiment has no final policies)",
         )
         try:
             llm_eval.evaluable_trials(exp_dir)

@@ -337,7 +337,9 @@ def run(
     ]
     if unfinished:  # trials Tune had not started yet are not in its results, and did not finish either
         total = max(len(results), expected_trials(exp_dir) or 0)
-        raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished) + total - len(results), total)
+        raise Interrupted(
+            exp_dir, guard.signum or signal.SIGINT, len(unfinished) + total - len(results), total
+        )
     failed = [r for r in results if r.error is not None]
     if failed:
         first = str(failed[0].error).strip().splitlines()
