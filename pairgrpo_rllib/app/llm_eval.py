@@ -81,7 +81,8 @@ def settings(section, spec: dict, promised=()) -> dict:
         "judges": section.get("judges", [{"kind": "truth"}]),
         "likert": section.get("likert", ["truth"]),
         "engine": section.get("engine", "transformers"),
-        "max_new_tokens": section.get("max_new_tokens", run_new),
+        # null (the documented default) means the run's; 0 is refused below, not replaced
+        "max_new_tokens": run_new if section.get("max_new_tokens") is None else section["max_new_tokens"],
         "max_prompt_tokens": run_prompt,
         "seed": section.get("seed", 0),
         "num_gpus": section.get("num_gpus", 0),

@@ -260,6 +260,18 @@ def test_evaluate_sources_made_by_a_prepare_stage_count_as_present(assets, tmp_p
     assert s["judges"][0].path == str(later / "rm")
 
 
+
+def test_evaluate_max_new_tokens_null_is_the_runs_and_zero_is_refused(assets, tmp_path):
+    from pairgrpo_rllib.app import llm_eval
+
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"]["max_new_tokens"] = None
+    assert llm_eval.settings(spec["evaluate"], spec)["max_new_tokens"] == 12  # env_config's
+    spec["evaluate"]["max_new_tokens"] = 0
+    with pytest.raises(ValueError, match=r"evaluate\.max_new_tokens"):
+        llm_eval.settings(spec["evaluate"], spec)
+
+
 def test_the_gpu_recipe_validates_before_ray():
     """The paper-scale recipe (hub names, vLLM, GPUs per learner and rollout actor) passes every check
     here; it is not run (no GPU, no hub)."""
