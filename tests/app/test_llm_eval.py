@@ -260,7 +260,6 @@ def test_evaluate_sources_made_by_a_prepare_stage_count_as_present(assets, tmp_p
     assert s["judges"][0].path == str(later / "rm")
 
 
-
 def test_evaluate_max_new_tokens_null_is_the_runs_and_zero_is_refused(assets, tmp_path):
     from pairgrpo_rllib.app import llm_eval
 
