@@ -21,6 +21,9 @@ the stages after it (their checks accept them as present).
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,13 +131,42 @@ def done(stage: str, output: str) -> bool:
 
 
 def run(stage: str, target, report=None):
-    """Run ``stage``: ``target`` is a job mapping (job stage) or ``(output, options)``."""
+    """Run ``stage``: ``target`` is a job mapping (job stage) or ``(output, options)``.
+
+    Nothing half-written is left when it fails: a directory stage writes into a temporary folder
+    beside its output and renames it into place at the end; a job's model is saved the same way
+    (``hf_training.save_atomically``), and its temporary folder is removed if the save fails. (A
+    job's Trainer checkpoints, ``output + ".checkpoints"``, stay: a rerun resumes from them.)"""
     module, _, attr = STAGES[stage].run.partition(":")
     fn = getattr(importlib.import_module(module), attr)
     if STAGES[stage].job:
-        return fn(target, report=report)
+        out = target.get("output") if isinstance(target, dict) else None
+        try:
+            return fn(target, report=report)
+        except BaseException:
+            if isinstance(out, str) and out:
+                path = Path(out).expanduser()
+                shutil.rmtree(path.with_name(f".{path.name}.tmp-{os.getpid()}"), ignore_errors=True)
+            raise
     output, options = target
-    return fn(output, **options)
+    out = Path(output).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(
+            f"DIR={str(output)!r} is invalid: it exists and is not empty (an older, unfinished output?); "
+            "remove it or choose a new directory"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        made = fn(str(scratch / out.name), **options)
+        if out.exists():
+            out.rmdir()  # an empty folder the user made for it
+        (scratch / out.name).rename(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if isinstance(made, dict):  # file paths, as the stage wrote them: where they are now
+        made = {k: str(out / Path(v).name) for k, v in made.items()}
+    return out if isinstance(made, Path | str) else made
 
 
 def job_trainable(stage: str):

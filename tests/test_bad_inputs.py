@@ -58,6 +58,7 @@ SPEC_CASES = [
     ("concurrent-negative", _spec(max_concurrent=-1), "max_concurrent"),
     ("concurrent-word", _spec(max_concurrent="two"), "max_concurrent"),
     ("name-parent", _spec(name="../x"), "name"),
+    ("algorithm-twice", _spec(algorithm=["GRPO", "GRPO"]), "GRPO is named twice"),
     ("name-absolute", _spec(name="/abs/path"), "name"),
     ("name-empty", _spec(name=""), "name"),
     ("name-slash", _spec(name="a/b"), "name"),
@@ -204,6 +205,8 @@ OVERRIDE_CASES = [
     (["--set", "training.lr=[1"], "not valid YAML"),
     (["--set", "seeds.0=1"], "seeds"),
     (["--resume"], "nothing to resume"),
+    (["--output", ""], "--output"),
+    (["--output", "  "], "--output"),
 ]
 
 
@@ -258,6 +261,19 @@ def test_report_on_damaged_trial_folders(tmp_path, run_cli, params, result, fiel
     assert not (tmp_path / "exp" / "report.md").exists()
 
 
+@pytest.mark.parametrize(
+    "content", ['{"trials": 5}', '{"settings": {}}', "[1]", '{"trials": [{"label": "x"}]}', "{cut", b"\xff"]
+)
+def test_report_on_a_damaged_llm_eval_file(tmp_path, run_cli, content):
+    """llm_eval.json of the wrong shape: one line naming it and the fix, no KeyError / TypeError."""
+    _trial_folder(tmp_path / "exp", '{"algorithm": "GRPO", "seed": 0, "spec": {}}', GOOD_ROW)
+    path = tmp_path / "exp" / "llm_eval.json"
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    err = run_cli("report", str(tmp_path / "exp"))
+    assert "llm_eval.json" in err and "pairgrpo llm eval" in err
+    assert not (tmp_path / "exp" / "report.md").exists()
+
+
 def test_report_skips_lines_that_are_not_results(tmp_path, capsys):
     lines = "\n".join(["42", "[1]", '"text"', "{cut", GOOD_ROW])
     _trial_folder(tmp_path / "exp", '{"algorithm": "GRPO", "seed": 0, "spec": {}}', lines)
@@ -274,6 +290,8 @@ def test_report_on_missing_or_empty_folders(tmp_path, run_cli):
 THEORY_CASES = [
     (["--beta", "1e308"], "--beta"),
     (["--beta", "-1"], "--beta"),
+    (["--beta", "1e-300"], "1e-06 <= beta"),  # ran 204 s
+    (["--beta", "9e-7"], "1e-06 <= beta"),
     (["--beta", "nan"], "--beta"),
     (["--pref", "1.5"], "--pref"),
     (["--pref", "0"], "--pref"),

@@ -580,3 +580,83 @@ def test_per_algorithm_sections_merge_into_the_shared_ones_key_by_key():
     assert grpo["environment"]["env_config"] == {"prompts": {"path": "p.jsonl"}, "max_new_tokens": 8, "engine": "vllm"}
     assert grpo["training"] == {"lr": 5e-4} and dpo["training"] == {"lr": 1e-3}
     assert "engine" not in dpo["environment"]["env_config"]  # the shared section is not changed
+
+
+# ---- after an interruption: the counts, the resume command, the progress lines -------------------------
+def test_an_interrupted_sweep_counts_the_trials_tune_had_not_started(tmp_path, monkeypatch):
+    """Ctrl-C of a 6-trial sweep with 2 running: "6 of 6 trial(s) did not finish", not "2 of 2"
+    (Tune's results hold only the trials it started)."""
+    from types import SimpleNamespace
+
+    from pairgrpo_rllib.app import runner
+
+    spec = X.load(_write(tmp_path, _with(seeds=[0, 1, 2])))  # 2 algorithms x 3 seeds
+    running = [SimpleNamespace(error=None, metrics={"training_iteration": 1}) for _ in range(2)]
+    monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: running)
+    with pytest.raises(runner.Interrupted) as info:
+        runner.run(spec, tmp_path / "out")
+    assert str(info.value) == "6 of 6 trial(s) did not finish"
+    assert (info.value.unfinished, info.value.total) == (6, 6)
+    runner.unlock((tmp_path / "out" / spec["name"]).resolve())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "exp.yaml", "--no-report"],
+        ["sweep", "exp.yaml", "--output", "o", "--set", "training.lr=0.001", "--no-report"],
+        ["train", "exp.yaml", "--algorithm", "GRPO", "--seed", "1", "--no-report"],
+    ],
+)
+def test_the_resume_command_keeps_every_flag(argv):
+    from pairgrpo_rllib.app.cli import _resume_command, build_parser
+
+    args = build_parser().parse_args(argv)
+    again = build_parser().parse_args(_resume_command(args).split()[1:])
+    assert again.resume and not args.resume
+    for key in ("command", "config", "set", "output", "no_report"):
+        assert getattr(again, key) == getattr(args, key), key
+    if args.command == "train":
+        assert (again.algorithm, again.seed) == (args.algorithm, args.seed)
+
+
+def test_tunes_own_resume_advice_is_silenced():
+    import logging
+
+    from pairgrpo_rllib.app.runner import _own_hints
+
+    def record(msg):
+        return logging.LogRecord("ray.tune.tune", logging.WARNING, __file__, 1, msg, None, None)
+
+    advice = 'Experiment has been interrupted, but the most recent state was saved.\nResume experiment with: Tuner.restore(path="x", trainable=...)'
+    assert not _own_hints(record(advice))
+    assert not _own_hints(record("Trials did not complete: %s"))
+    assert _own_hints(record("Total run time: 3.00 seconds"))
+
+
+def test_progress_lines_carry_the_last_evaluation_between_evaluations():
+    """PPO reports NaN between its evaluations: the line shows the latest one, never nan."""
+    import io
+    import math
+    from types import SimpleNamespace
+
+    from pairgrpo_rllib.app.runner import ProgressLines
+    from pairgrpo_rllib.core import names
+
+    key = names.RESULT_EVAL_RETURNS[0].split("/")
+    trial = SimpleNamespace(trial_id="t1", config={"trial": {"algorithm": "PPO", "spec": {}}, "seed": 0})
+    out = io.StringIO()
+    lines = ProgressLines(out)
+
+    def result(i, ev):
+        row = {names.RESULT_ITERATION: i}
+        node = row
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = ev
+        return row
+
+    for i, ev in enumerate([math.nan, 12.5, math.nan, math.nan, 20.0], start=1):
+        lines.on_trial_result(i, [trial], trial, result(i, ev))
+    shown = [line.split("eval_return=")[1] for line in out.getvalue().splitlines()]
+    assert shown == ["-", "12.5", "12.5", "12.5", "20.0"]

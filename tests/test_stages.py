@@ -94,3 +94,113 @@ def test_promised_outputs_and_done_follow_the_table(tmp_path):
     for f in S.TASK_FILES:
         (tmp_path / "task" / f).write_text("")
     assert S.done("make_task", str(tmp_path / "task"))
+
+
+# ---- failing stages: one line, the right exit code, nothing half-written or left behind -----------------
+def _run_main(capsys, *argv) -> tuple[int, str]:
+    import ray
+
+    from pairgrpo_rllib.app.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        code = main(list(argv))
+        raise SystemExit(code)
+    err = capsys.readouterr().err.strip()
+    # ours: the last line; before it only progress (the stages' own lines, transformers' bars)
+    ours = [line for line in err.splitlines() if line.startswith(("pairgrpo", "[llm]", "[sweep]"))]
+    assert len(ours) == 1 and err.splitlines()[-1] == ours[0] and "Traceback" not in err, err
+    assert not ray.is_initialized(), "Ray was started"
+    return info.value.code, ours[0]
+
+
+def _disk_full(output, **options):
+    """``make_task`` that runs out of space after its first file."""
+    out = Path(output)
+    out.mkdir(parents=True)
+    (out / S.TASK_FILES[0]).write_text("{}\n")
+    raise OSError(28, "No space left on device")
+
+
+def _no_leftovers(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name], list(folder.iterdir())
+
+
+def test_a_failing_directory_stage_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(S, "write", _disk_full)
+    code, line = _run_main(capsys, "llm", "make-task", str(tmp_path / "task"))
+    assert code == 1 and "make-task failed: OSError" in line and "No space left" in line
+    assert not (tmp_path / "task").exists()
+    _no_leftovers(tmp_path)
+
+
+def test_a_failing_job_is_one_line_and_writes_no_model(assets, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    good = (assets["task"] / "sft_train.jsonl").read_text().splitlines()[:4]
+    bad.write_text("\n".join([*good, '{"text": "no prompt"}']) + "\n")
+    job = {
+        "model": {"name_or_path": assets["tiny"]},
+        "data": {"path": str(bad)},
+        "training": {"epochs": 1, "batch_size": 2, "max_length": 48},
+        "output": str(tmp_path / "sft"),
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    code, line = _run_main(capsys, "llm", "sft", str(tmp_path / "job.yaml"))
+    assert code == 2 and "bad.jsonl" in line and "row" in line
+    assert not (tmp_path / "sft").exists()
+    _no_leftovers(tmp_path)
+
+
+def _llm_experiment(assets, tmp_path) -> Path:
+    from pairgrpo_rllib.core import names
+
+    task = tmp_path / "made" / "task"
+    spec = {
+        "name": "prep",
+        "algorithm": "GRPO",
+        "seeds": [0],
+        "stop": {"iterations": 1},
+        "prepare": [{"make_task": str(task)}],
+        "environment": {
+            "env": names.LLM_ENV,
+            "env_config": {
+                "prompts": {"path": str(task / "sft_train.jsonl")},
+                "scorer": {"kind": "truth"},
+                "max_prompt_tokens": 24,
+                "max_new_tokens": 12,
+            },
+        },
+        "rl_module": {"model_config": {"name_or_path": assets["tiny"]}},
+        "env_runners": {"num_env_runners": 0},
+        "training": {"group_size": 2, "train_batch_size_per_learner": 2 * 12 * 2, "minibatch_size": 2},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "named"),
+    [
+        (OSError(28, "No space left on device"), 1, "prepare[0] (make_task"),
+        (RuntimeError("CUDA out of memory"), 1, "out of memory"),
+        (ValueError("task.jsonl row 7: 'prompt' must be a string"), 2, "row 7"),
+    ],
+    ids=["disk-full", "out-of-memory", "bad-row"],
+)
+def test_a_failing_prepare_stage_leaves_no_results_folder_or_lock(
+    assets, tmp_path, capsys, monkeypatch, error, code, named
+):
+    def fail(output, **options):
+        Path(output).mkdir(parents=True)
+        (Path(output) / S.TASK_FILES[0]).write_text("{}\n")
+        raise error
+
+    monkeypatch.setattr(S, "write", fail)
+    out = tmp_path / "results"
+    got, line = _run_main(capsys, "sweep", str(_llm_experiment(assets, tmp_path)), "--output", str(out))
+    assert got == code and named in line, line
+    assert not out.exists(), list(out.rglob("*"))
+    assert not (tmp_path / "made" / "task").exists()
+    _no_leftovers(tmp_path / "made")
+    # the lock is gone with the folder: the same command runs again (and fails the same way)
+    assert _run_main(capsys, "sweep", str(_llm_experiment(assets, tmp_path)), "--output", str(out))[0] == code

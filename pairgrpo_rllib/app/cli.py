@@ -91,7 +91,19 @@ def _int_in(low: int, high: int):
     return parse
 
 
+def _folder(text: str) -> str:
+    """A folder argument: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a folder, e.g. results")
+    return text
+
+
 MAX_GROUP_SIZE = 1024  # exact mode enumerates group compositions; larger G adds nothing to the check
+# Far below the checked range the fixed points crowd pi(a) = 1 and float64 runs out: --beta 1e-300 ran
+# 204-248 s (the exact iteration to its cap); 1e-6, 1e-10 and 1e-20 each take 4-9 s for the whole default
+# grid here. 1e-6 keeps a binding Hard-Pair trust region (beta_tr 1e-4, docs/theory.md) in reach.
+MIN_THEORY_BETA = 1e-6
+THEORY_BETA_RANGE = f"{MIN_THEORY_BETA:g} <= beta <= 100 (checked range [0.05, 3])"
 _iterations = _int_in(1, 100_000)
 _workers = _int_in(0, 64)
 _cpus = _int_in(1, 1024)
@@ -129,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="B",
-        type=_float_in("beta", 0.0, 100.0, True, False, "0 < beta <= 100 (checked range [0.05, 3])"),
+        type=_float_in("beta", MIN_THEORY_BETA, 100.0, False, False, THEORY_BETA_RANGE),
         help="KL coefficients (Hard-Pair-GRPO: its trust-region threshold beta_tr); "
-        "default 0.05 0.1 0.2 0.5 1 2 3",
+        f"default 0.05 0.1 0.2 0.5 1 2 3; allowed {THEORY_BETA_RANGE}",
     )
     th.add_argument(
         "--pref",
@@ -199,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
         )
-        p.add_argument("--output", default="results", help="results folder (default: results/)")
+        p.add_argument("--output", type=_folder, default="results", help="results folder (default: results/)")
         p.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
         if name == "train":
             p.add_argument(
@@ -268,15 +280,22 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.action == "eval":
         return _cmd_llm_eval(args, parser)
     stage = stage_table.CLI_NAMES[args.action]
+    if args.config:
+        parser.error(f"--config {args.config}: only eval takes it; {args.action} reads {args.target}")
     try:
         if not stage_table.STAGES[stage].job:
+            if args.set:
+                parser.error(
+                    f"--set {args.set[0]}: {args.action} takes no job file to override; use its options"
+                )
             target = Path(args.target)
-            if target.exists() and any(target.iterdir()):
+            if target.exists() and (not target.is_dir() or any(target.iterdir())):
                 parser.error(
                     f"DIR={args.target!r} is invalid: it exists and is not empty; choose a new directory"
                 )
             options = {k: getattr(args, k) for k in stage_table.STAGES[stage].options}
-            stage_table.run(stage, (args.target, stage_table.check_options(stage, options, args.action)))
+            options = stage_table.check_options(stage, options, args.action)
+            _run_stage(stage_table, stage, (args.target, options), args.action, parser)
             print(f"[llm] {stage_table.STAGES[stage].made} written to {target}")
             return 0
         from pairgrpo_rllib.app import experiment
@@ -287,43 +306,89 @@ def _cmd_llm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         stage_table.check_job(stage, spec)  # every value checked before a model loads
     except (ValueError, OSError) as exc:
         parser.error(str(exc).splitlines()[0])
-    summary = stage_table.run(stage, spec)
+    summary = _run_stage(stage_table, stage, spec, args.action, parser)
     shown = {k: v for k, v in summary.items() if k != "settings"}
     print(f"[llm] {args.action} done: {json.dumps(shown, default=str)}")
     print(f"[llm] model written to {summary['settings']['output']}")
     return 0
 
 
+def _run_stage(stage_table, stage: str, target, action: str, parser: argparse.ArgumentParser):
+    """A checked stage run under the command's error handling: bad input found while it runs (a data
+    row, a model's files) is one line and exit 2; any other failure (out of memory, disk full) one
+    line and exit 1; nothing half-written is left (``stages.run``)."""
+    try:
+        return stage_table.run(stage, target)
+    except ValueError as exc:
+        parser.error(" ".join((str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split()))
+    except (OSError, RuntimeError, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"[llm] {action} failed: {exc.__class__.__name__}: {first}", file=sys.stderr)
+        sys.exit(EXIT_CHECK_FAILED)
+
+
 def _cmd_llm_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Everything checked before Ray: the folder, its lock, the settings, every trial's checkpoint."""
     from pathlib import Path
 
-    from pairgrpo_rllib.app import experiment, llm_eval
-    from pairgrpo_rllib.app.runner import SPEC_FILE
+    from pairgrpo_rllib.app import experiment, llm_eval, runner
 
     exp_dir = Path(args.target)
     if not exp_dir.is_dir():
         parser.error(
             f"EXP_DIR={args.target!r} is invalid: not a folder; pass an experiment folder written by sweep"
         )
-    if args.config:
-        spec = experiment.load(args.config, args.set)
-    else:
-        saved = exp_dir / SPEC_FILE
-        try:
-            spec = json.loads(saved.read_text())["spec"]
-        except (OSError, ValueError, KeyError) as exc:
-            parser.error(f"{saved}: cannot read the run's settings ({exc}); pass --config EXPERIMENT.yaml")
-    if spec.get("evaluate") is None:
+    if args.set and not args.config:
         parser.error(
-            f"{args.config or exp_dir / SPEC_FILE}: no evaluate section; add one (docs/llm.md) or pass --config"
+            f"--set {args.set[0]}: eval takes overrides of --config's file only; pass --config EXPERIMENT.yaml "
+            "(the run's saved settings are evaluated as they were)"
         )
-    s = llm_eval.settings(spec["evaluate"], spec)
+    saved = exp_dir / runner.SPEC_FILE
+    where = args.config or saved
+    try:
+        if args.config:
+            spec = experiment.load(args.config, args.set)
+        else:
+            try:
+                spec = json.loads(saved.read_text())["spec"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else f"{exc.__class__.__name__}: {exc}"
+                raise ValueError(
+                    f"{saved}: cannot read the run's settings ({why}); pass --config EXPERIMENT.yaml"
+                ) from None
+            if not isinstance(spec, dict):
+                raise ValueError(
+                    f"{saved}: its spec is not a mapping (a damaged file); pass --config EXPERIMENT.yaml"
+                )
+        if spec.get("evaluate") is None:
+            raise ValueError(f"{where}: no evaluate section; add one (docs/llm.md) or pass --config")
+        s = llm_eval.settings(spec["evaluate"], spec)
+        runner.lock(
+            exp_dir.resolve(),
+            fix="evaluate it once that run has ended (a running experiment has no final policies)",
+        )
+        try:
+            llm_eval.evaluable_trials(exp_dir)
+        except ValueError:
+            runner.unlock(exp_dir.resolve())
+            raise
+    except OSError as exc:  # the lock file cannot be made: the evaluation could not write its files either
+        parser.error(f"EXP_DIR={args.target!r}: cannot write there ({exc.strerror}); check its permissions")
+    except ValueError as exc:  # ExperimentError, a settings check, a damaged trial folder
+        parser.error(" ".join(str(exc).split()))
+    except (TypeError, AttributeError, KeyError) as exc:  # saved settings of the wrong shape
+        parser.error(
+            f"{where}: could not be checked ({exc.__class__.__name__}: {' '.join(str(exc).split())}); "
+            "pass --config EXPERIMENT.yaml"
+        )
     try:
         out = llm_eval.evaluate_experiment(exp_dir, s)
     except Exception as exc:  # a Ray task's error: its last line says what went wrong
         lines = str(exc).strip().splitlines() or [exc.__class__.__name__]
         print(f"[llm] evaluation of {exp_dir} failed: {lines[-1]}", file=sys.stderr)
         return 1
+    finally:
+        runner.unlock(exp_dir.resolve())
     print(f"[llm] evaluation written to {out} and {exp_dir / llm_eval.TABLES_FILE}")
     return 0
 
@@ -340,6 +405,8 @@ def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
             cmd += ["--algorithm", args.algorithm]
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
+    if args.no_report:
+        cmd.append("--no-report")
     return shlex.join(cmd)
 
 
@@ -378,10 +445,15 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"[{args.command}] no report: {exc}", file=sys.stderr)
 
+    from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
+
     try:
         exp_dir = runner.run(spec, args.output, resume=args.resume, algorithm=algorithm, seed=seed)
-    except experiment.ExperimentError as exc:
-        parser.error(str(exc))
+    except (experiment.ExperimentError, PrepareError) as exc:
+        parser.error(" ".join(str(exc).split()))
+    except StageFailed as exc:  # its output, the lock and a new run's folder are gone
+        print(f"[{args.command}] {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     except runner.Interrupted as exc:
         name = signal.Signals(exc.signum).name
         # Tune had saved nothing yet: the command starts the run again

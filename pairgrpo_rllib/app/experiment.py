@@ -218,6 +218,12 @@ def check(spec: dict) -> None:
             raise ExperimentError(
                 f"algorithm={a!r} is unknown{suggest(str(a), ALGORITHMS)}; use one of {', '.join(ALGORITHMS)}"
             )
+    repeated = sorted({a for a in algos if algos.count(a) > 1})
+    if repeated:
+        raise ExperimentError(
+            f"algorithm={algos!r} is invalid: {repeated[0]} is named twice; name each algorithm once "
+            "(more runs of one algorithm: more seeds)"
+        )
     seeds = spec.get("seeds", [0])
     if (
         not isinstance(seeds, list)

@@ -28,6 +28,7 @@ across seeds); ``pairgrpo report`` adds the tables to ``report.md``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -41,10 +42,10 @@ from pairgrpo_rllib.core.checks import fail
 from pairgrpo_rllib.core.defaults import LLM_FIELDS, LM_FIELDS
 from pairgrpo_rllib.core.names import LLM_ENGINES
 from pairgrpo_rllib.core.seeding import derive_seed
-from pairgrpo_rllib.envs.llm.data import load_preferences
+from pairgrpo_rllib.envs.llm.data import REQUIRED, load_preferences
 from pairgrpo_rllib.envs.llm.data import load_prompts as load
-from pairgrpo_rllib.envs.llm.models import check_model_path
-from pairgrpo_rllib.envs.llm.settings import policy_settings
+from pairgrpo_rllib.envs.llm.models import check_model_path, is_promised
+from pairgrpo_rllib.envs.llm.settings import data_source, policy_settings
 from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 from pairgrpo_rllib.evaluation import SUBSETS, likert_means, sample_responses, win_rates
 from pairgrpo_rllib.judges import build_judge, judge_spec
@@ -80,7 +81,8 @@ def settings(section, spec: dict, promised=()) -> dict:
         "judges": section.get("judges", [{"kind": "truth"}]),
         "likert": section.get("likert", ["truth"]),
         "engine": section.get("engine", "transformers"),
-        "max_new_tokens": section.get("max_new_tokens", run_new),
+        # null (the documented default) means the run's; 0 is refused below, not replaced
+        "max_new_tokens": run_new if section.get("max_new_tokens") is None else section["max_new_tokens"],
         "max_prompt_tokens": run_prompt,
         "seed": section.get("seed", 0),
         "num_gpus": section.get("num_gpus", 0),
@@ -107,6 +109,8 @@ def settings(section, spec: dict, promised=()) -> dict:
             fail(f"{where}.{k}", src[k], f"known keys: {', '.join(SOURCE_KEYS)}")
         if src.get("subset", "helpful") not in SUBSETS:
             fail(f"{where}.subset", src.get("subset"), f"use one of {', '.join(SUBSETS)}")
+        # the file there, with a prompt column (or a known schema's), and a positive limit
+        data_source(where, {k: v for k, v in src.items() if k != "subset"}, promised)
     s["prompts"] = [{**SOURCE_DEFAULTS, "subset": "helpful", **p} for p in prompts]
     b = s["baseline"]
     if b == "start":
@@ -122,6 +126,7 @@ def settings(section, spec: dict, promised=()) -> dict:
         and isinstance(b["chosen"], dict)
         and "path" in b["chosen"]
     ):
+        _check_pairs("evaluate.baseline.chosen", b["chosen"], promised)
         s["baseline"] = {
             "kind": "chosen",
             "source": dict(SOURCE_DEFAULTS, **b["chosen"]),
@@ -159,7 +164,71 @@ def settings(section, spec: dict, promised=()) -> dict:
         judge_spec(f"evaluate.likert[{i}]", j, purpose="likert", promised=promised)
         for i, j in enumerate(likert)
     ]
+    for where, specs in (("evaluate.judges", s["judges"]), ("evaluate.likert", s["likert"])):
+        for i, spec in enumerate(specs):
+            _check_judge_model(f"{where}[{i}].path", spec, promised)
     return s
+
+
+def _check_pairs(field: str, src, promised) -> None:
+    """The chosen baseline's source: a data source whose rows are preference pairs (a prompt-only
+    file would fail when the evaluation reads it, after training)."""
+    src = data_source(field, src, promised)
+    path = Path(src.path).expanduser()
+    if not path.is_file() or is_promised(path, promised) or path.suffix != ".jsonl":
+        return  # a hub name (checked when loaded), a file a prepare stage makes, or one data_source read
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            first = json.loads(f.readline())
+    except ValueError:
+        return  # data_source read this line: a defect is reported there
+    if not isinstance(first, dict):
+        return
+    wanted = [REQUIRED[src.schema]] if src.schema else list(REQUIRED.values())
+    if not any(set(w) <= set(first) for w in wanted):
+        fail(
+            f"{field}.path",
+            src.path,
+            f"its columns {sorted(first)} hold no preference pairs; the chosen baseline needs "
+            + " or ".join("(" + ", ".join(w) + ")" for w in wanted),
+        )
+
+
+def _check_judge_model(field: str, spec, promised) -> None:
+    """A judge's model folder holds the kind of model the judge loads (config.json read, no weights):
+    ``reward_model`` a one-output sequence classifier, ``generative`` a causal LM. A relative path
+    whose parent folder exists is a local path that is missing, not a hub name."""
+    if spec.path is None or spec.kind not in ("reward_model", "generative"):
+        return
+    p = Path(spec.path).expanduser()
+    if is_promised(p, promised):
+        return
+    if not p.exists():
+        if p.parent != Path(".") and p.parent.is_dir():
+            fail(field, spec.path, f"no such folder (its parent {p.parent} exists); give the model's folder")
+        return  # a hub name: checked when loaded
+    try:
+        config = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        fail(field, spec.path, f"its config.json cannot be read ({type(exc).__name__}); give a saved model")
+    arch = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(arch, list) or not arch:
+        return  # nothing to compare: loading tells
+    if spec.kind == "reward_model":
+        labels = config.get("num_labels", len(config.get("id2label") or {}) or 2)
+        if not any(str(a).endswith("ForSequenceClassification") for a in arch) or labels != 1:
+            fail(
+                field,
+                spec.path,
+                f"a reward_model judge needs a one-output sequence classifier, this is {arch[0]} with "
+                f"{labels} output(s); give a model written by `pairgrpo llm reward-model`, or use kind generative",
+            )
+    elif not any(str(a).endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in arch):
+        fail(
+            field,
+            spec.path,
+            f"a generative judge needs a causal LM, this is {arch[0]}; give a chat model, or use kind reward_model",
+        )
 
 
 # ---- one trial (a Ray task) ------------------------------------------------------------------------------
@@ -179,6 +248,29 @@ def load_prompts(s: dict) -> tuple[list[list[dict]], list[str], list[list[str]] 
         prompts += got
         subsets += [src["subset"]] * len(got)
     return prompts, subsets, None
+
+
+def evaluable_trials(exp_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """The trials of ``exp_dir`` that the evaluation judges (those :func:`group_trials` labels) and
+    their labels (by folder), each trial with a checkpoint to load; a ValueError (one line naming the folder and the fix) where there
+    are none, or where a trial has none: found before Ray starts, not after the baseline is sampled."""
+    trials = load_trials(exp_dir)  # ReportInputError (a ValueError) names a damaged trial file
+    if not trials:
+        raise ValueError(
+            f"{exp_dir}: no trial folders (params.json and result.json); pass an experiment folder written by sweep"
+        )
+    labels = {str(t["dir"]): label for label, ts in group_trials(trials).items() for t in ts}
+    trials = [t for t in trials if str(t["dir"]) in labels]
+    for t in trials:
+        trial_dir = Path(t["dir"])
+        if newest_complete_checkpoint(trial_dir) is None and not any(
+            c.is_dir() for c in trial_dir.glob("checkpoint_*")
+        ):
+            raise ValueError(
+                f"{trial_dir}: no checkpoint to evaluate; run the experiment to its end (or --resume it), "
+                "or set checkpoint_every"
+            )
+    return trials, labels
 
 
 def policy_state(trial_dir: Path) -> tuple[dict, str]:
@@ -295,11 +387,7 @@ def evaluate_experiment(exp_dir: str | Path, s: dict, stream=None) -> Path:
 
     stream = stream or sys.stdout
     exp_dir = Path(exp_dir).resolve()  # checkpoints are read by URI: relative paths do not parse
-    trials = load_trials(exp_dir)
-    if not trials:
-        raise FileNotFoundError(f"no trial folders below {exp_dir}")
-    labels = {str(t["dir"]): label for label, ts in group_trials(trials).items() for t in ts}
-    trials = [t for t in trials if str(t["dir"]) in labels]
+    trials, labels = evaluable_trials(exp_dir)
     started = not ray.is_initialized()
     if started:
         ray.init(

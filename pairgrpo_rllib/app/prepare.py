@@ -30,6 +30,11 @@ class PrepareError(ValueError):
     """A bad ``prepare`` section: one line naming the stage, the field and the fix."""
 
 
+class StageFailed(RuntimeError):
+    """A stage that was checked failed while it ran (out of memory, disk full, ...): one line naming
+    the stage, its output and the error; nothing of its output is left half-written."""
+
+
 def normalize(section, base_dir: Path) -> list[dict]:
     """``[{"stage", "output", "options" | "spec"}]``; job files read (strict YAML) and inlined."""
 
@@ -174,7 +179,7 @@ def check(stages: list[dict]) -> None:
 def run(stages: list[dict]) -> list[dict]:
     """Run the stages whose output is missing; one line per stage on stderr; returns their summaries."""
     summaries = []
-    for st in stages:
+    for i, st in enumerate(stages):
         stage = st["stage"]
         tag = f"[prepare] {stage} -> {st['output']}"
         if stage_table.done(stage, st["output"]):
@@ -182,13 +187,24 @@ def run(stages: list[dict]) -> list[dict]:
             continue
         start = time.monotonic()
         print(f"{tag}: running", file=sys.stderr, flush=True)
-        if "spec" in st:
-            summary = stage_table.run(stage, st["spec"])
-        else:
-            stage_table.run(
-                stage, (st["output"], stage_table.check_options(stage, st.get("options", {}), "prepare"))
-            )
-            summary = {"stage": stage}
+        where = f"prepare[{i}] ({stage} -> {st['output']})"
+        try:
+            if "spec" in st:
+                summary = stage_table.run(stage, st["spec"])
+            else:
+                stage_table.run(
+                    stage, (st["output"], stage_table.check_options(stage, st.get("options", {}), "prepare"))
+                )
+                summary = {"stage": stage}
+        except ValueError as exc:  # bad input found while running (data rows, a model's files)
+            raise PrepareError(f"{where}: {_first_line(exc)}") from None
+        except (OSError, RuntimeError, MemoryError) as exc:  # disk full, out of memory, a library's error
+            raise StageFailed(f"{where} failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
         print(f"{tag}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         summaries.append({k: v for k, v in summary.items() if k != "settings"})
     return summaries
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

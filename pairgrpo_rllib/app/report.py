@@ -474,13 +474,18 @@ def build_report(results_dir: str | Path, budgets: list[float] | None = None) ->
             )
     evaluation = Path(results_dir) / names.LLM_EVAL_FILE
     if evaluation.is_file():
+        fix = f"rerun `pairgrpo llm eval {results_dir}`"
         try:
             data = json.loads(evaluation.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+            raise ReportInputError(f"{evaluation}: unreadable ({exc}); {fix}") from None
+        try:
+            tables = llm_tables(data, trials)
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
             raise ReportInputError(
-                f"{evaluation}: unreadable ({exc}); rerun `pairgrpo llm eval {results_dir}`"
+                f"{evaluation}: not what `pairgrpo llm eval` writes ({exc.__class__.__name__}: {exc}); {fix}"
             ) from None
-        lines += ["", llm_tables(data, trials).rstrip()]
+        lines += ["", tables.rstrip()]
     lines.append("")
     lines.append("![learning curves](learning_curves.png)")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import math
 import os
 import signal
 import sys
@@ -34,8 +36,9 @@ from ray import tune
 from pairgrpo_rllib.algorithms.registry import register_with_tune
 from pairgrpo_rllib.app import experiment, llm_eval
 from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
+from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
 from pairgrpo_rllib.app.prepare import run as run_stages
-from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
+from pairgrpo_rllib.app.report import expected_trials, flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
 
 
@@ -119,11 +122,17 @@ class ProgressLines(tune.Callback):
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
         self.t0 = time.time()
+        self.last_eval: dict[str, float] = {}  # trial id -> its latest evaluation return
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         algorithm, seed, _ = trial_fields(trial.config)
         flat = flatten(result)
         ev = next((flat[k] for k in names.RESULT_EVAL_RETURNS if k in flat), None)
+        # between evaluations (PPO reports NaN there) the latest one, or none yet ("-")
+        if isinstance(ev, int | float) and math.isfinite(ev):
+            self.last_eval[trial.trial_id] = ev
+        else:
+            ev = self.last_eval.get(trial.trial_id)
         tr = flat.get(names.RESULT_TRAIN_RETURN)
         print(
             f"[{time.time() - self.t0:7.1f}s] {algorithm:<15} seed={seed} "
@@ -171,7 +180,7 @@ def param_space(spec: dict, algorithm: str | None = None, seed: int | None = Non
 
 SPEC_FILE = "pairgrpo_experiment.json"
 LOCK_FILE = ".pairgrpo.lock"
-_LOCKS: list[int] = []  # open lock files, held until the process exits
+_LOCKS: dict[Path, int] = {}  # experiment folder -> its open lock file, held until the process exits
 
 
 def prepare(
@@ -216,13 +225,16 @@ def prepare(
         raise experiment.ExperimentError(
             f"--output {str(output_dir)!r}: cannot write {exp_dir} ({exc.strerror or exc}); choose a writable folder"
         ) from None
-    _lock(exp_dir)
+    lock(exp_dir)
     if not resume:
         write_json_atomically(exp_dir / SPEC_FILE, run)
     return exp_dir
 
 
-def _lock(exp_dir: Path) -> None:
+def lock(exp_dir: Path, fix: str = "wait for it to end, or use another --output or name") -> None:
+    """Hold ``exp_dir``'s lock until this process ends (or :func:`unlock`); ``ExperimentError``
+    (naming the holder's pid and ``fix``) while another process holds it (a sweep, a resumed run,
+    ``pairgrpo llm eval``)."""
     fd = os.open(exp_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -230,12 +242,18 @@ def _lock(exp_dir: Path) -> None:
         holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise experiment.ExperimentError(
-            f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; wait for it to end, "
-            "or use another --output or name"
+            f"another pairgrpo process (pid {holder}) is writing to {exp_dir}; {fix}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
-    _LOCKS.append(fd)  # the lock ends with the process, however it ends
+    _LOCKS[exp_dir] = fd  # the lock ends with the process, however it ends
+
+
+def unlock(exp_dir: Path) -> None:
+    """Release a lock of :func:`lock` before the process ends."""
+    fd = _LOCKS.pop(exp_dir, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -295,12 +313,18 @@ def run(
     verbose: int = 0,
 ):
     """Run (or resume) the experiment; returns the experiment folder."""
+    target = Path(output_dir).expanduser().resolve() / spec["name"]
+    made = [p for p in (target, *target.parents) if not p.exists()]  # the folders this run creates
     exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
     guard = _SignalGuard()
     try:
         with guard:
             if spec.get("prepare"):
-                run_stages(spec["prepare"])  # what the trials read, made once (skipped where it exists)
+                try:
+                    run_stages(spec["prepare"])  # what the trials read, made once (skipped where it exists)
+                except (PrepareError, StageFailed):
+                    _discard(exp_dir, made, resume)
+                    raise
             results = _run_tune(
                 spec, exp_dir, guard, resume=resume, algorithm=algorithm, seed=seed, verbose=verbose
             )
@@ -311,8 +335,11 @@ def run(
     unfinished = [
         r for r in results if r.error is None and not reached_stop(flatten(r.metrics or {}), spec["stop"])
     ]
-    if unfinished:
-        raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished), len(results))
+    if unfinished:  # trials Tune had not started yet are not in its results, and did not finish either
+        total = max(len(results), expected_trials(exp_dir) or 0)
+        raise Interrupted(
+            exp_dir, guard.signum or signal.SIGINT, len(unfinished) + total - len(results), total
+        )
     failed = [r for r in results if r.error is not None]
     if failed:
         first = str(failed[0].error).strip().splitlines()
@@ -326,6 +353,21 @@ def run(
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
     return exp_dir
+
+
+def _discard(exp_dir: Path, made: list[Path], resume: bool) -> None:
+    """A run that failed before Tune started: its lock released, and what it wrote removed (the
+    settings file of a new run and the folders it created, where nothing else was put in them)."""
+    unlock(exp_dir)
+    if resume:
+        return
+    for name in (SPEC_FILE, LOCK_FILE):
+        (exp_dir / name).unlink(missing_ok=True)
+    for folder in made:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: someone else's files
 
 
 def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed, verbose: int):
@@ -379,10 +421,20 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
             ),
         )
     guard.in_fit = True
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_own_hints)
     try:
         return tuner.fit()
     finally:
         guard.in_fit = False
+        tune_log.removeFilter(_own_hints)
+
+
+def _own_hints(record: logging.LogRecord) -> bool:
+    """Tune's advice after an interruption (``Tuner.restore(...)``, the list of unfinished trials)
+    is Python for a user of the library; the command prints its own resume command instead."""
+    text = str(record.msg)
+    return not text.startswith(("Experiment has been interrupted", "Trials did not complete"))
 
 
 class _Stopped(Exception):
