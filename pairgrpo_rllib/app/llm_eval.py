@@ -164,10 +164,7 @@ def settings(section, spec: dict, promised=()) -> dict:
         judge_spec(f"evaluate.likert[{i}]", j, purpose="likert", promised=promised)
         for i, j in enumerate(likert)
     ]
-    for where, specs in (("evaluate.judges", s["judges"]), ("evaluate.likert", s["likert"])):
-        for i, spec in enumerate(specs):
-            _check_judge_model(f"{where}[{i}].path", spec, promised)
-    return s
+    return s  # judge_spec checked each judge's model folder and kind (judges/registry.py)
 
 
 def _check_pairs(field: str, src, promised) -> None:
@@ -191,43 +188,6 @@ def _check_pairs(field: str, src, promised) -> None:
             src.path,
             f"its columns {sorted(first)} hold no preference pairs; the chosen baseline needs "
             + " or ".join("(" + ", ".join(w) + ")" for w in wanted),
-        )
-
-
-def _check_judge_model(field: str, spec, promised) -> None:
-    """A judge's model folder holds the kind of model the judge loads (config.json read, no weights):
-    ``reward_model`` a one-output sequence classifier, ``generative`` a causal LM. A relative path
-    whose parent folder exists is a local path that is missing, not a hub name."""
-    if spec.path is None or spec.kind not in ("reward_model", "generative"):
-        return
-    p = Path(spec.path).expanduser()
-    if is_promised(p, promised):
-        return
-    if not p.exists():
-        if p.parent != Path(".") and p.parent.is_dir():
-            fail(field, spec.path, f"no such folder (its parent {p.parent} exists); give the model's folder")
-        return  # a hub name: checked when loaded
-    try:
-        config = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        fail(field, spec.path, f"its config.json cannot be read ({type(exc).__name__}); give a saved model")
-    arch = config.get("architectures") if isinstance(config, dict) else None
-    if not isinstance(arch, list) or not arch:
-        return  # nothing to compare: loading tells
-    if spec.kind == "reward_model":
-        labels = config.get("num_labels", len(config.get("id2label") or {}) or 2)
-        if not any(str(a).endswith("ForSequenceClassification") for a in arch) or labels != 1:
-            fail(
-                field,
-                spec.path,
-                f"a reward_model judge needs a one-output sequence classifier, this is {arch[0]} with "
-                f"{labels} output(s); give a model written by `pairgrpo llm reward-model`, or use kind generative",
-            )
-    elif not any(str(a).endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in arch):
-        fail(
-            field,
-            spec.path,
-            f"a generative judge needs a causal LM, this is {arch[0]}; give a chat model, or use kind reward_model",
         )
 
 

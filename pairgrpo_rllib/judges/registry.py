@@ -16,12 +16,14 @@ likert     1-5 ratings                                     truth, generative
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import check_value, fail, suggest
-from pairgrpo_rllib.envs.llm.models import check_model_folder
+from pairgrpo_rllib.envs.llm.models import check_model_folder, is_promised
 from pairgrpo_rllib.envs.llm.synthetic import LABEL_TEMPERATURE
 from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.judges.annotator import AnnotatorJudge
@@ -133,6 +135,7 @@ def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | Non
     out = JudgeSpec(**raw)
     if spec.needs_path:
         check_model_folder(out.path, f"{field}.path", promised)
+        check_judge_model(f"{field}.path", out, promised)
     check_value(f"{field}.dtype", out.dtype, "choice", choices=names.LLM_DTYPES)
     check_value(f"{field}.engine", out.engine, "choice", choices=names.LLM_ENGINES)
     check_value(
@@ -169,3 +172,40 @@ def judge_spec(field: str, raw, *, purpose: str, promised=()) -> JudgeSpec | Non
 def build_judge(spec: JudgeSpec) -> Judge:
     """The judge object of a checked spec (a reward model with ``actors`` > 0: its actor pool)."""
     return KINDS[spec.kind].cls.from_spec(spec)
+
+
+def check_judge_model(field: str, spec, promised=()) -> None:
+    """A judge's model folder holds the kind of model the judge loads (config.json read, no weights):
+    ``reward_model`` a one-output sequence classifier, ``generative`` a causal LM. A relative path
+    whose parent folder exists is a local path that is missing, not a hub name."""
+    if spec.path is None or spec.kind not in ("reward_model", "generative"):
+        return
+    p = Path(spec.path).expanduser()
+    if is_promised(p, promised):
+        return
+    if not p.exists():
+        if p.parent != Path(".") and p.parent.is_dir():
+            fail(field, spec.path, f"no such folder (its parent {p.parent} exists); give the model's folder")
+        return  # a hub name: checked when loaded
+    try:
+        config = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        fail(field, spec.path, f"its config.json cannot be read ({type(exc).__name__}); give a saved model")
+    arch = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(arch, list) or not arch:
+        return  # nothing to compare: loading tells
+    if spec.kind == "reward_model":
+        labels = config.get("num_labels", len(config.get("id2label") or {}) or 2)
+        if not any(str(a).endswith("ForSequenceClassification") for a in arch) or labels != 1:
+            fail(
+                field,
+                spec.path,
+                f"a reward_model judge needs a one-output sequence classifier, this is {arch[0]} with "
+                f"{labels} output(s); give a model written by `pairgrpo llm reward-model`, or use kind generative",
+            )
+    elif not any(str(a).endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in arch):
+        fail(
+            field,
+            spec.path,
+            f"a generative judge needs a causal LM, this is {arch[0]}; give a chat model, or use kind reward_model",
+        )

@@ -108,3 +108,14 @@ def test_build_judge_gives_each_kind_its_class(tiny_lm, tiny_rm):
         judge = build_judge(judge_spec("f", raw, purpose="train"))
         assert type(judge) is entry.cls and judge.kind == kind
         judge.stop()
+
+
+def test_a_judges_model_must_be_of_its_kind_for_training_too(tiny_lm, tiny_rm):
+    """A causal LM given as a training scorer's reward model is refused before Ray (config.json read,
+    no weights), as in the evaluate section; the right kinds pass."""
+    with pytest.raises(ValueError, match=r"env_config\.scorer\.path=.*one-output sequence classifier"):
+        judge_spec("env_config.scorer", {"kind": "reward_model", "path": tiny_lm}, purpose="train")
+    with pytest.raises(ValueError, match=r"env_config\.scorer\.path=.*needs a causal LM"):
+        judge_spec("env_config.scorer", {"kind": "generative", "path": tiny_rm}, purpose="train")
+    assert judge_spec("env_config.scorer", {"kind": "reward_model", "path": tiny_rm}, purpose="train").path == tiny_rm
+    assert judge_spec("env_config.scorer", {"kind": "generative", "path": tiny_lm}, purpose="train").kind == "generative"
