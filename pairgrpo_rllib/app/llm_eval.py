@@ -47,6 +47,7 @@ from pairgrpo_rllib.envs.llm.data import load_prompts as load
 from pairgrpo_rllib.envs.llm.models import check_model_path, is_promised
 from pairgrpo_rllib.envs.llm.settings import data_source, policy_settings
 from pairgrpo_rllib.envs.llm.synthetic import truth_reward
+from pairgrpo_rllib.envs.resources import check_gpus
 from pairgrpo_rllib.evaluation import SUBSETS, likert_means, sample_responses, win_rates
 from pairgrpo_rllib.judges import build_judge, judge_spec
 
@@ -150,6 +151,7 @@ def settings(section, spec: dict, promised=()) -> dict:
     g = s["num_gpus"]
     if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g <= 8:
         fail("evaluate.num_gpus", g, "GPUs per evaluation task: a number in [0, 8] (0 on CPU)")
+    check_gpus("evaluate.num_gpus", g, g, "the evaluation tasks")  # a task no node can run waits forever
     judges = s["judges"]
     if not isinstance(judges, list) or not judges:
         fail("evaluate.judges", judges, "give a list, e.g. [{kind: truth}, {kind: reward_model, path: ...}]")

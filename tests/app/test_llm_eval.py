@@ -130,6 +130,23 @@ def test_the_chosen_baseline_reads_a_preference_sets_prompts_and_chosen_response
     assert subsets == ["general"] * 5  # no helpful/harmless split: the overall rate only
 
 
+def test_evaluation_gpus_this_machine_lacks_are_refused_before_ray(assets, tmp_path, monkeypatch):
+    """evaluate.num_gpus: 1 where no GPU is: the evaluation tasks would wait forever; refused with
+    the numbers (on a machine with a GPU the request is accepted)."""
+    import torch
+
+    from pairgrpo_rllib.app import llm_eval
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = _eval_spec(assets, tmp_path)
+    spec["evaluate"]["num_gpus"] = 1
+    if torch.cuda.device_count() == 0:
+        with pytest.raises(ValueError, match=r"evaluate\.num_gpus=1 is invalid: the evaluation tasks request 1 GPU"):
+            llm_eval.settings(spec["evaluate"], spec)
+    else:
+        assert llm_eval.settings(spec["evaluate"], spec)["num_gpus"] == 1
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
