@@ -5,9 +5,10 @@ Tuner holds them all. Tune gives progress output, TensorBoard event files and ``
 trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``save_to_path``
 plus a manifest of its files, written to a temporary folder that Tune then copies into the trial
 folder) and resume after a kill (``Tuner.restore``). Tune's saved state can name a checkpoint it had
-already rotated out (it deletes old checkpoints before its next state snapshot): the trial then
-resumes from the newest complete checkpoint in its folder (complete = every file of the manifest
-present at its size), never from a half-copied one. On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
+already rotated out (it deletes old checkpoints before its next state snapshot), or one that a kill
+or a full disk cut: the manifest is checked on every restore, and the trial then resumes from the
+newest complete checkpoint in its folder (complete = every file of the manifest present at its size),
+never from a half-copied one; a complete one that does not load gives way to the next older one. On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
 named by ``RAY_ADDRESS``.
 
 Before Ray starts, :func:`prepare` makes sure the run can be written and is the one the user means:
@@ -33,7 +34,13 @@ from ray import tune
 
 from pairgrpo_rllib.algorithms.registry import register_with_tune
 from pairgrpo_rllib.app import experiment, llm_eval
-from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
+from pairgrpo_rllib.app.files import (
+    checkpoint_problem,
+    complete_checkpoints,
+    drop_cut_lines,
+    write_json_atomically,
+    write_manifest,
+)
 from pairgrpo_rllib.app.prepare import run as run_stages
 from pairgrpo_rllib.app.report import flatten, reached_stop, trial_fields
 from pairgrpo_rllib.core import names
@@ -73,26 +80,44 @@ class AlgorithmTrial(tune.Trainable):
         self.algo.restore_from_path(checkpoint if isinstance(checkpoint, str) else checkpoint.path)
 
     def restore(self, checkpoint_path):
-        """Tune's restore, falling back to the newest complete checkpoint of the trial when the one
-        Tune's state names is gone (rotated out after the last state snapshot)."""
+        """Tune's restore from a checkpoint that checks out, else from the next older one.
+
+        The checkpoint Tune's state names is used when its manifest checks out (every file there at
+        its size) and it loads; otherwise, said on stderr, the trial resumes from the newest complete
+        checkpoint of its folder (the named one gone: rotated out after Tune's last state snapshot;
+        cut: a kill or a full disk while it was written), and a complete one whose files do not load
+        (damaged on disk at the same size) gives way to the next older one.
+        """
         path = _checkpoint_fs_path(checkpoint_path)
-        if path is None or Path(path).exists():
-            return super().restore(checkpoint_path)
-        fallback = newest_complete_checkpoint(Path(path).parent)
-        if fallback is None:
-            raise ValueError(
-                f"resume: the checkpoint Tune's state names ({path}) is gone and no complete checkpoint "
-                f"is left in {Path(path).parent}; start the run again without --resume"
+        if path is None:
+            return super().restore(checkpoint_path)  # remote storage: Tune's own
+        named = Path(path)
+        problem = checkpoint_problem(named)
+        if problem is None:
+            try:
+                return super().restore(checkpoint_path)
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises while loading
+                problem = f"it does not load ({_one_line(exc)})"
+            candidates = [c for c in complete_checkpoints(named.parent) if c.name < named.name]
+        else:
+            candidates = [c for c in complete_checkpoints(named.parent) if c != named]
+        for candidate in candidates:
+            _say_resume(
+                f"{named.name} cannot be used ({problem}); resuming from {candidate.name}, the newest "
+                "complete checkpoint left"
             )
-        print(
-            f"[resume] {Path(path).name} was rotated out after Tune last saved its state; "
-            f"resuming from {fallback.name}, the newest complete checkpoint",
-            file=sys.stderr,
-            flush=True,
+            try:
+                super().restore(str(candidate))
+            except Exception as exc:  # noqa: BLE001
+                named, problem = candidate, f"it does not load ({_one_line(exc)})"
+                continue
+            # Tune took its counters from the named checkpoint's result: take them from the algorithm.
+            self._iteration = self.algo.iteration
+            return None
+        raise ValueError(
+            f"resume: the checkpoint Tune's state names ({path}) cannot be used ({problem}) and no "
+            f"complete checkpoint is left in {named.parent}; start the run again without --resume"
         )
-        super().restore(str(fallback))
-        # Tune took its counters from the missing checkpoint's result: take them from the algorithm.
-        self._iteration = self.algo.iteration
 
     def cleanup(self):
         self.algo.stop()
@@ -101,6 +126,14 @@ class AlgorithmTrial(tune.Trainable):
     def default_resource_request(cls, config):
         algo_config = cls.algorithm_config(config)
         return algo_config.algo_class.default_resource_request(algo_config)
+
+
+def _say_resume(text: str) -> None:
+    print(f"[resume] {text}", file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"[:limit]
 
 
 def _checkpoint_fs_path(checkpoint) -> str | None:
