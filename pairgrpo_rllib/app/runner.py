@@ -20,9 +20,12 @@ stops its trials at the next result, saves Tune's state and raises :class:`Inter
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -307,6 +310,19 @@ def _check_same_settings(exp_dir: Path, run: dict) -> None:
         )
 
 
+def _check_checkpoints(exp_dir: Path) -> None:
+    """Say which trial will not resume from its newest checkpoint and why (the trials decide in their
+    own processes, ``AlgorithmTrial.restore``, whose output does not reach this terminal)."""
+    for trial_dir in sorted({c.parent for c in exp_dir.glob("*/checkpoint_*")}):
+        complete = complete_checkpoints(trial_dir)
+        for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+            if complete and c.name <= complete[0].name:
+                break
+            if (problem := checkpoint_problem(c)) is not None:
+                then = f"resumes from {complete[0].name}" if complete else "has no complete checkpoint left"
+                _say_resume(f"{trial_dir.name}/{c.name} cannot be used ({problem}); the trial {then}")
+
+
 class Interrupted(RuntimeError):
     """The run was stopped by a signal before every trial finished; Tune's state is saved.
     ``unfinished``/``total`` are None when the signal came before Tune ran any trial."""
@@ -329,6 +345,11 @@ def run(
 ):
     """Run (or resume) the experiment; returns the experiment folder."""
     exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
+    if resume:
+        _check_checkpoints(exp_dir)
+        # a line cut by a full disk or a kill would swallow the resumed trial's first line
+        for f in drop_cut_lines(exp_dir):
+            _say_resume(f"{f.relative_to(exp_dir)}: its cut last line dropped")
     guard = _SignalGuard()
     try:
         with guard:
@@ -348,13 +369,7 @@ def run(
         raise Interrupted(exp_dir, guard.signum or signal.SIGINT, len(unfinished), len(results))
     failed = [r for r in results if r.error is not None]
     if failed:
-        first = str(failed[0].error).strip().splitlines()
-        raise TrialsFailed(
-            exp_dir,
-            f"{len(failed)} of {len(results)} trial(s) failed after max_failures="
-            f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
-            f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
-        )
+        raise TrialsFailed(exp_dir, _failure_message(exp_dir, failed, len(results), spec))
     if spec.get("evaluate") is not None:  # the LLM evaluation of every trial's final policy
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
@@ -413,9 +428,100 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
         )
     guard.in_fit = True
     try:
-        return tuner.fit()
+        return _fit(tuner, exp_dir)
     finally:
         guard.in_fit = False
+
+
+def _fit(tuner, exp_dir: Path) -> list:
+    """``tuner.fit()``, each trial's outcome as an ``_Outcome``."""
+    try:
+        return [_Outcome.of_result(r) for r in tuner.fit()]
+    except _Stopped:
+        raise
+    except Exception as exc:
+        # Tune builds its results by unpickling each failed trial's error.pkl; a full disk leaves it
+        # empty (EOFError). The trials have run: read them from Tune's analysis instead.
+        analysis = getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
+        if analysis is None:
+            cause = _cause(_one_line(exc, limit=100_000), exp_dir)
+            if cause:  # the driver itself out of disk or memory
+                raise TrialsFailed(exp_dir, f"the run failed: {cause}") from exc
+            raise
+        return [_Outcome.of_trial(t) for t in analysis.trials]
+
+
+class _Outcome:
+    """What the runner needs of a finished trial (Tune's ``Result`` or, where Tune could not build
+    one, its ``Trial``): the last metrics, the error text (None: no error) and the trial folder."""
+
+    def __init__(self, metrics: dict | None, error: str | None, path: str | None):
+        self.metrics, self.error, self.path = metrics, error, path
+
+    @classmethod
+    def of_result(cls, result) -> _Outcome:
+        error = None if result.error is None else str(result.error)
+        return cls(result.metrics, error, result.path)
+
+    @classmethod
+    def of_trial(cls, trial) -> _Outcome:
+        if trial.status != "ERROR":
+            return cls(trial.last_result, None, trial.path)
+        text = ""
+        try:  # the text trace; may be empty or cut
+            text = Path(trial.path, "error.txt").read_text(errors="replace")
+        except OSError:
+            pass
+        return cls(trial.last_result, text or "(error.txt empty or unreadable)", trial.path)
+
+
+_ENOSPC = re.compile(rf"\[Errno {errno.ENOSPC}\]|No space left on device|ENOSPC")
+_OOM = re.compile(r"OutOfMemoryError|running low on memory|memory pressure \(OOM\)")
+# Ray's memory monitor: "Memory on the node (IP: ..., ID: ...) was 7.45GB used / 7.77GB limit (0.96)"
+_OOM_NUMBERS = re.compile(r"([0-9.]+)\s*GB used / ([0-9.]+)\s*GB limit|was ([0-9.]+)GB / ([0-9.]+)GB")
+_GB = 1024**3
+
+
+def _cause(text: str, exp_dir: Path) -> str | None:
+    """A known cause of a failure named with its numbers (disk full, out of memory), else None."""
+    if _ENOSPC.search(text):
+        where = exp_dir if exp_dir.exists() else exp_dir.parent
+        try:
+            usage = shutil.disk_usage(where)
+            space = f"{usage.free / _GB:.2f} GB free of {usage.total / _GB:.1f} GB on the disk of {where}"
+        except OSError:
+            space = f"free space of {where} unknown"
+        return f"no space left on device (OSError errno ENOSPC; now {space}); free some space"
+    if _OOM.search(text):
+        found = _OOM_NUMBERS.search(text)
+        if found:
+            used, limit = (float(x) for x in found.groups() if x is not None)
+            numbers = f"{used:.2f} GB used of a {limit:.2f} GB limit, as Ray reported"
+        else:
+            import psutil
+
+            vm = psutil.virtual_memory()
+            numbers = f"now {(vm.total - vm.available) / _GB:.2f} GB used of {vm.total / _GB:.2f} GB"
+        return (
+            f"Ray's memory monitor killed trial workers, the node running low on memory ({numbers}); "
+            "close other programs or run fewer trials at a time (max_concurrent)"
+        )
+    return None
+
+
+def _failure_message(exp_dir: Path, failed: list, total: int, spec: dict) -> str:
+    """One line: how many trials failed, the cause with its numbers where it is a known one, else
+    the first error's last line and where its trace is (never an error of its own: the error files
+    may be empty or cut when the disk is full)."""
+    head = (
+        f"{len(failed)} of {total} trial(s) failed after max_failures={spec.get('max_failures', 0)} retries"
+    )
+    for r in failed:
+        cause = _cause(r.error or "", exp_dir)
+        if cause:
+            return f"{head}: {cause}"
+    lines = (failed[0].error or "").strip().splitlines()
+    return f"{head}; first error: {lines[-1] if lines else '?'} (full trace: {failed[0].path}/error.txt)"
 
 
 class _Stopped(Exception):
@@ -461,7 +567,9 @@ class _SignalGuard:
 
 
 class TrialsFailed(RuntimeError):
-    """Some trials failed for good; the message names the first error and where its trace is."""
+    """Some trials failed for good; the message (one line) names the cause with its numbers where it
+    is a known one (disk full, out of memory), else the first error and where its trace is. The
+    command adds how to resume: Tune's state is saved, ``--resume`` retries the failed trials."""
 
     def __init__(self, exp_dir: Path, message: str):
         super().__init__(message)
