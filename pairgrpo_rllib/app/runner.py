@@ -476,7 +476,8 @@ class _Outcome:
 
 
 _ENOSPC = re.compile(rf"\[Errno {errno.ENOSPC}\]|No space left on device|ENOSPC")
-_OOM = re.compile(r"OutOfMemoryError|running low on memory|memory pressure \(OOM\)")
+# ray.exceptions.OutOfMemoryError (a task), or an actor's death with the memory monitor's reason
+_OOM = re.compile(r"OutOfMemoryError|running low on memory|memory pressure \(OOM\)|Memory on the node \(")
 # Ray's memory monitor: "Memory on the node (IP: ..., ID: ...) was 7.45GB used / 7.77GB limit (0.96)"
 _OOM_NUMBERS = re.compile(r"([0-9.]+)\s*GB used / ([0-9.]+)\s*GB limit|was ([0-9.]+)GB / ([0-9.]+)GB")
 _GB = 1024**3
@@ -501,7 +502,7 @@ def _cause(text: str, exp_dir: Path) -> str | None:
             import psutil
 
             vm = psutil.virtual_memory()
-            numbers = f"now {(vm.total - vm.available) / _GB:.2f} GB used of {vm.total / _GB:.2f} GB"
+            numbers = f"now {(vm.total - vm.available) / _GB:.2f} GB used of {vm.total / _GB:.2f} GB on this machine"
         return (
             f"Ray's memory monitor killed trial workers, the node running low on memory ({numbers}); "
             "close other programs or run fewer trials at a time (max_concurrent)"
