@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -395,6 +396,7 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
             raise
         guard.install()  # ray.init installs SIGTERM handlers of its own (Python and C level)
     register_with_tune()
+    _shorten_tune_failure_logs()
     if resume:
         try:
             tuner = tune.Tuner.restore(
@@ -431,6 +433,31 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
         return _fit(tuner, exp_dir)
     finally:
         guard.in_fit = False
+
+
+class _OneLineTrialFailures(logging.Filter):
+    """Tune logs each trial failure with its whole traceback (60 lines for a memory kill); it is saved
+    in the trial's error.txt, so the terminal gets its last line and where the rest is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and text.startswith("Trial task failed for trial"):
+            exc = record.exc_info[1]
+            last = (str(exc).strip().splitlines() or [exc.__class__.__name__])[-1]
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"{text}: {last[:300]} (the whole trace: error.txt in the trial's folder)",
+                (),
+                None,
+                None,
+            )
+        return not text.startswith("Trials did not complete")  # the command's own last line says it
+
+
+def _shorten_tune_failure_logs() -> None:
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _OneLineTrialFailures) for f in log.filters):
+            log.addFilter(_OneLineTrialFailures())
 
 
 def _fit(tuner, exp_dir: Path) -> list:
