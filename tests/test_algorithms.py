@@ -556,54 +556,64 @@ def test_two_learners_train_on_whole_groups_and_stay_in_sync(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "iterations", "threshold", "extra"),
+    ("name", "iterations", "threshold", "extra", "seeds"),
     [
         # measured (seed 0): GRPO and Soft-Pair reach 1000 (the maximum) by iteration 20; Hard-Pair
         # 70 at 20 and 129 at 40 (delta_t caps its step). PG-GRPO runs with beta_pg = 1: with its
         # default 0.1 the preference ratio scales every gradient by 0.1 and it plateaus at 37-48 within
         # 60 iterations here (lr 1e-3 or 1e-2), too close to the start (28) for a test that could fail
         # for the right reason; with beta_pg = 1 it reaches 1000 by iteration 20.
-        ("GRPO", 25, 500.0, {}),
-        ("Soft-Pair-GRPO", 25, 500.0, {}),
-        ("Hard-Pair-GRPO", 40, 80.0, {}),
-        ("PG-GRPO", 25, 500.0, {"beta_pg": 1.0}),
+        ("GRPO", 25, 500.0, {}, (0,)),
+        ("Soft-Pair-GRPO", 25, 500.0, {}, (0,)),
+        # Hard-Pair's slow climb is where float kernels show (issue 18): seed 0 at iteration 40 gave 213
+        # with torch's avx2/avx512 kernels here, 106 with the default ones, 76 on another Xeon (below the
+        # old one-seed threshold of 80). Judged on the mean of 3 seeds at 20 iterations (1.5x the old
+        # run time): seeds 0-2 gave 78, 51, 81 under all three kernel sets here (2026-12-07), seed 3
+        # 110 (avx2, avx512) or 1000 (default); from 78, 51, 81, 110 a seed-to-seed sd of 24, so the
+        # 3-seed mean (70) has an sd of about 14; the threshold sits 1.8 of those below it and 1.6x
+        # above the start (27-28).
+        ("Hard-Pair-GRPO", 20, 45.0, {}, (0, 1, 2)),
+        ("PG-GRPO", 25, 500.0, {"beta_pg": 1.0}, (0,)),
     ],
 )
-def test_short_seeded_learning_on_inverted_pendulum(local_ray, name, iterations, threshold, extra):
-    cfg = (
-        algorithm_class(name)
-        .get_default_config()
-        .environment("InvertedPendulum-v4")
-        .env_runners(env_runner_cls=GroupEnvRunner, num_env_runners=0)
-        .rl_module(model_config={"fcnet_hiddens": [32, 32], "normalize_obs": True})
-        .training(
-            group_size=4,
-            group_mode="branch",
-            segment_length=25,
-            train_batch_size_per_learner=1000,
-            num_epochs=5,
-            minibatch_size=2,
-            lr=1e-3,
-            credit="step",
-            credit_gamma=0.98,
-            kl_anchor="old",
-            kl_estimator="analytic",  # as the MuJoCo configs (ours; k3 is the family default)
-            eval_interval=0,
-            grad_cosine_every=0,
-            **extra,
+def test_short_seeded_learning_on_inverted_pendulum(local_ray, name, iterations, threshold, extra, seeds):
+    befores, afters = [], []
+    for seed in seeds:
+        cfg = (
+            algorithm_class(name)
+            .get_default_config()
+            .environment("InvertedPendulum-v4")
+            .env_runners(env_runner_cls=GroupEnvRunner, num_env_runners=0)
+            .rl_module(model_config={"fcnet_hiddens": [32, 32], "normalize_obs": True})
+            .training(
+                group_size=4,
+                group_mode="branch",
+                segment_length=25,
+                train_batch_size_per_learner=1000,
+                num_epochs=5,
+                minibatch_size=2,
+                lr=1e-3,
+                credit="step",
+                credit_gamma=0.98,
+                kl_anchor="old",
+                kl_estimator="analytic",  # as the MuJoCo configs (ours; k3 is the family default)
+                eval_interval=0,
+                grad_cosine_every=0,
+                **extra,
+            )
+            .debugging(seed=seed)
         )
-        .debugging(seed=0)
-    )
-    algo = cfg.build_algo()
-    try:
-        runner = algo.env_runner_group.local_env_runner
-        before = float(np.mean(runner.evaluate(3)))
-        for _ in range(iterations):
-            algo.train()
-        after = float(np.mean(runner.evaluate(3)))
-        assert after >= threshold and after > 1.4 * before, (before, after)
-    finally:
-        algo.stop()
+        algo = cfg.build_algo()
+        try:
+            runner = algo.env_runner_group.local_env_runner
+            befores.append(float(np.mean(runner.evaluate(3))))
+            for _ in range(iterations):
+                algo.train()
+            afters.append(float(np.mean(runner.evaluate(3))))
+        finally:
+            algo.stop()
+    before, after = float(np.mean(befores)), float(np.mean(afters))
+    assert after >= threshold and after > 1.4 * before, (befores, afters)
 
 
 def test_evaluation_does_not_shift_the_sampling_stream(local_ray):

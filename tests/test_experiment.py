@@ -316,10 +316,11 @@ def test_kill_and_resume_continues_where_it_stopped(tmp_path):
         ray.shutdown()
 
 
-def test_resume_falls_back_when_the_named_checkpoint_was_rotated_out(tmp_path):
+def test_resume_falls_back_when_the_named_checkpoint_was_rotated_out_cut_or_damaged(tmp_path, capfd):
     """Tune deletes rotated-out checkpoints before its next state snapshot, so a kill in between
     leaves a state naming a missing folder (seen in CI). The trial then resumes from the newest
-    complete checkpoint of its folder, skipping a half-copied one."""
+    complete checkpoint of its folder, skipping a half-copied one; the same when the named one is
+    there but cut, and a complete one that does not load gives way to the next older one."""
     import ray
 
     from pairgrpo_rllib.app.files import MANIFEST, checkpoint_complete
@@ -350,6 +351,37 @@ def test_resume_falls_back_when_the_named_checkpoint_was_rotated_out(tmp_path):
             assert second.train()["training_iteration"] == 3
         finally:
             second.stop()
+        assert "checkpoint_000003 cannot be used (it is gone); resuming from checkpoint_000001" in (
+            capfd.readouterr().err
+        )
+
+        # the named checkpoint there but cut (the manifest is checked on every restore, issue 18)
+        cut = AlgorithmTrial(config=config)
+        try:
+            cut.restore(str(trial_dir / "checkpoint_000002"))
+            assert cut.algo.iteration == 2 and cut.iteration == 2  # from checkpoint 1
+        finally:
+            cut.stop()
+        err = capfd.readouterr().err
+        assert f"checkpoint_000002 cannot be used ({victim} has 0 bytes" in err
+        assert "from checkpoint_000001" in err
+
+        # complete by its manifest but its bytes damaged at the same size: the next older one loads
+        listed = json.loads((trial_dir / "checkpoint_000001" / MANIFEST).read_text())["files"]
+        for name, size in listed.items():
+            if name.endswith(".pkl"):
+                (trial_dir / "checkpoint_000001" / name).write_bytes(b"\0" * size)
+        assert checkpoint_complete(trial_dir / "checkpoint_000001")
+        damaged = AlgorithmTrial(config=config)
+        try:
+            damaged.restore(str(trial_dir / "checkpoint_000001"))
+            assert damaged.algo.iteration == 1 and damaged.iteration == 1  # from checkpoint 0
+            assert damaged.train()["training_iteration"] == 2
+        finally:
+            damaged.stop()
+        err = capfd.readouterr().err
+        assert "checkpoint_000001 cannot be used (it does not load (" in err
+        assert "from checkpoint_000000" in err
 
         shutil.rmtree(trial_dir / "checkpoint_000000")
         shutil.rmtree(trial_dir / "checkpoint_000001")

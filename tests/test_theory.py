@@ -122,11 +122,18 @@ def test_expected_grpo_advantage_matches_a_reference_loop():
     ids=lambda x: f"{x.algorithm}-G{x.group_size}-{x.kl_estimator}" if isinstance(x, Case) else "",
 )
 def test_exact_mode_reaches_the_closed_form_to_1e6(case, form):
+    # The default stationarity tolerance (1e-9) sits at the float64 floor of the residual where
+    # pi(b) ~ 1e-9: measured here (2026-12-07, 2 cores, AVX-512 CPU) the k3_is case's residual stalls
+    # at 2.3e-9 with torch's avx2/avx512 kernels (converged at 980 iterations only when the bracketing
+    # test fired) and at 1e-11 with the default kernels (111 iterations); on another Xeon it never got
+    # below 1e-9 in 20,000. A tolerance of 1e-8 (4x the floor) is reached in 85-120 iterations by
+    # every case under all three instruction sets; the cap is 15x the most measured.
+    settings = SimulationSettings(tol=1e-8, max_iters=1800)
     b, p = _grid()
-    pi_a, info = simulate_exact(case, b, p, SimulationSettings())
+    pi_a, info = simulate_exact(case, b, p, settings)
     want = torch.tensor([form(x, y) for x, y in zip(b.tolist(), p.tolist())], dtype=DTYPE)
     assert (pi_a - want).abs().max().item() < 1e-6
-    assert info["iterations"] < SimulationSettings().max_iters  # converged, not stopped by the cap
+    assert info["iterations"] < settings.max_iters  # converged, not stopped by the cap
 
 
 def test_exact_mode_g256_is_close_to_eq15_but_not_equal():

@@ -442,7 +442,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return
         try:
             print(f"[{args.command}] report: {write_report(exp_dir)}")
-        except (FileNotFoundError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # OSError: also a full disk
             print(f"[{args.command}] no report: {exc}", file=sys.stderr)
 
     from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
@@ -470,8 +470,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"[{args.command}] interrupted; continue with: {_resume_command(args)}", file=sys.stderr)
         return 128 + signal.SIGINT
     except runner.TrialsFailed as exc:
-        print(f"[{args.command}] {exc}", file=sys.stderr)
         report(exc.exp_dir)  # what did finish is still worth a table; the report marks the failures
+        # last, so that it is the line the user sees: the cause and how to go on
+        print(f"[{args.command}] {exc}; then continue with: {_resume_command(args)}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     print(f"[{args.command}] results in {exp_dir}")
     report(exp_dir)

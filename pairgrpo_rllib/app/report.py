@@ -20,6 +20,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from pairgrpo_rllib.app.files import write_text_atomically
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.evaluation import ASPECTS, RATES
 
@@ -538,9 +539,14 @@ def plot_curves(results_dir: str | Path, path: str | Path) -> Path:
     fig.tight_layout()
     out = Path(path)
     tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out)
+    except BaseException:  # a full disk: the old figure stays, no half-written one beside it
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -549,9 +555,7 @@ def write_report(results_dir: str | Path) -> Path:
     text = build_report(results_dir)
     plot_curves(results_dir, results_dir / "learning_curves.png")
     out = results_dir / "report.md"
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    write_text_atomically(out, text)
     return out
 
 

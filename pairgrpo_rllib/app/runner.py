@@ -5,9 +5,10 @@ Tuner holds them all. Tune gives progress output, TensorBoard event files and ``
 trial, checkpoints every ``checkpoint_every`` iterations (the Algorithm's own ``save_to_path``
 plus a manifest of its files, written to a temporary folder that Tune then copies into the trial
 folder) and resume after a kill (``Tuner.restore``). Tune's saved state can name a checkpoint it had
-already rotated out (it deletes old checkpoints before its next state snapshot): the trial then
-resumes from the newest complete checkpoint in its folder (complete = every file of the manifest
-present at its size), never from a half-copied one. On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
+already rotated out (it deletes old checkpoints before its next state snapshot), or one that a kill
+or a full disk cut: the manifest is checked on every restore, and the trial then resumes from the
+newest complete checkpoint in its folder (complete = every file of the manifest present at its size),
+never from a half-copied one; a complete one that does not load gives way to the next older one. On a cluster the same code runs unchanged: ``ray.init()`` joins the cluster
 named by ``RAY_ADDRESS``.
 
 Before Ray starts, :func:`prepare` makes sure the run can be written and is the one the user means:
@@ -19,11 +20,14 @@ stops its trials at the next result, saves Tune's state and raises :class:`Inter
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import math
 import os
+import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -35,7 +39,13 @@ from ray import tune
 
 from pairgrpo_rllib.algorithms.registry import register_with_tune
 from pairgrpo_rllib.app import experiment, llm_eval
-from pairgrpo_rllib.app.files import newest_complete_checkpoint, write_json_atomically, write_manifest
+from pairgrpo_rllib.app.files import (
+    checkpoint_problem,
+    complete_checkpoints,
+    drop_cut_lines,
+    write_json_atomically,
+    write_manifest,
+)
 from pairgrpo_rllib.app.prepare import PrepareError, StageFailed
 from pairgrpo_rllib.app.prepare import run as run_stages
 from pairgrpo_rllib.app.report import expected_trials, flatten, reached_stop, trial_fields
@@ -76,26 +86,44 @@ class AlgorithmTrial(tune.Trainable):
         self.algo.restore_from_path(checkpoint if isinstance(checkpoint, str) else checkpoint.path)
 
     def restore(self, checkpoint_path):
-        """Tune's restore, falling back to the newest complete checkpoint of the trial when the one
-        Tune's state names is gone (rotated out after the last state snapshot)."""
+        """Tune's restore from a checkpoint that checks out, else from the next older one.
+
+        The checkpoint Tune's state names is used when its manifest checks out (every file there at
+        its size) and it loads; otherwise, said on stderr, the trial resumes from the newest complete
+        checkpoint of its folder (the named one gone: rotated out after Tune's last state snapshot;
+        cut: a kill or a full disk while it was written), and a complete one whose files do not load
+        (damaged on disk at the same size) gives way to the next older one.
+        """
         path = _checkpoint_fs_path(checkpoint_path)
-        if path is None or Path(path).exists():
-            return super().restore(checkpoint_path)
-        fallback = newest_complete_checkpoint(Path(path).parent)
-        if fallback is None:
-            raise ValueError(
-                f"resume: the checkpoint Tune's state names ({path}) is gone and no complete checkpoint "
-                f"is left in {Path(path).parent}; start the run again without --resume"
+        if path is None:
+            return super().restore(checkpoint_path)  # remote storage: Tune's own
+        named = Path(path)
+        problem = checkpoint_problem(named)
+        if problem is None:
+            try:
+                return super().restore(checkpoint_path)
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises while loading
+                problem = f"it does not load ({_one_line(exc)})"
+            candidates = [c for c in complete_checkpoints(named.parent) if c.name < named.name]
+        else:
+            candidates = [c for c in complete_checkpoints(named.parent) if c != named]
+        for candidate in candidates:
+            _say_resume(
+                f"{named.name} cannot be used ({problem}); resuming from {candidate.name}, the newest "
+                "complete checkpoint left"
             )
-        print(
-            f"[resume] {Path(path).name} was rotated out after Tune last saved its state; "
-            f"resuming from {fallback.name}, the newest complete checkpoint",
-            file=sys.stderr,
-            flush=True,
+            try:
+                super().restore(str(candidate))
+            except Exception as exc:  # noqa: BLE001
+                named, problem = candidate, f"it does not load ({_one_line(exc)})"
+                continue
+            # Tune took its counters from the named checkpoint's result: take them from the algorithm.
+            self._iteration = self.algo.iteration
+            return None
+        raise ValueError(
+            f"resume: the checkpoint Tune's state names ({path}) cannot be used ({problem}) and no "
+            f"complete checkpoint is left in {named.parent}; start the run again without --resume"
         )
-        super().restore(str(fallback))
-        # Tune took its counters from the missing checkpoint's result: take them from the algorithm.
-        self._iteration = self.algo.iteration
 
     def cleanup(self):
         self.algo.stop()
@@ -104,6 +132,14 @@ class AlgorithmTrial(tune.Trainable):
     def default_resource_request(cls, config):
         algo_config = cls.algorithm_config(config)
         return algo_config.algo_class.default_resource_request(algo_config)
+
+
+def _say_resume(text: str) -> None:
+    print(f"[resume] {text}", file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"[:limit]
 
 
 def _checkpoint_fs_path(checkpoint) -> str | None:
@@ -292,6 +328,19 @@ def _check_same_settings(exp_dir: Path, run: dict) -> None:
         )
 
 
+def _check_checkpoints(exp_dir: Path) -> None:
+    """Say which trial will not resume from its newest checkpoint and why (the trials decide in their
+    own processes, ``AlgorithmTrial.restore``, whose output does not reach this terminal)."""
+    for trial_dir in sorted({c.parent for c in exp_dir.glob("*/checkpoint_*")}):
+        complete = complete_checkpoints(trial_dir)
+        for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+            if complete and c.name <= complete[0].name:
+                break
+            if (problem := checkpoint_problem(c)) is not None:
+                then = f"resumes from {complete[0].name}" if complete else "has no complete checkpoint left"
+                _say_resume(f"{trial_dir.name}/{c.name} cannot be used ({problem}); the trial {then}")
+
+
 class Interrupted(RuntimeError):
     """The run was stopped by a signal before every trial finished; Tune's state is saved.
     ``unfinished``/``total`` are None when the signal came before Tune ran any trial."""
@@ -316,6 +365,11 @@ def run(
     target = Path(output_dir).expanduser().resolve() / spec["name"]
     made = [p for p in (target, *target.parents) if not p.exists()]  # the folders this run creates
     exp_dir = prepare(spec, output_dir, resume=resume, algorithm=algorithm, seed=seed)
+    if resume:
+        _check_checkpoints(exp_dir)
+        # a line cut by a full disk or a kill would swallow the resumed trial's first line
+        for f in drop_cut_lines(exp_dir):
+            _say_resume(f"{f.relative_to(exp_dir)}: its cut last line dropped")
     guard = _SignalGuard()
     try:
         with guard:
@@ -342,13 +396,7 @@ def run(
         )
     failed = [r for r in results if r.error is not None]
     if failed:
-        first = str(failed[0].error).strip().splitlines()
-        raise TrialsFailed(
-            exp_dir,
-            f"{len(failed)} of {len(results)} trial(s) failed after max_failures="
-            f"{spec.get('max_failures', 0)} retries; first error: {first[-1] if first else '?'} "
-            f"(full trace: {failed[0].path}/error.txt); rerun with --resume to retry them",
-        )
+        raise TrialsFailed(exp_dir, _failure_message(exp_dir, failed, len(results), spec))
     if spec.get("evaluate") is not None:  # the LLM evaluation of every trial's final policy
         print(f"[eval] evaluating the trials of {exp_dir}", flush=True)
         llm_eval.evaluate_experiment(exp_dir, llm_eval.settings(spec["evaluate"], spec))
@@ -389,6 +437,7 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
             raise
         guard.install()  # ray.init installs SIGTERM handlers of its own (Python and C level)
     register_with_tune()
+    _shorten_tune_failure_logs()
     if resume:
         try:
             tuner = tune.Tuner.restore(
@@ -424,7 +473,7 @@ def _run_tune(spec: dict, exp_dir: Path, guard, *, resume: bool, algorithm, seed
     tune_log = logging.getLogger("ray.tune.tune")
     tune_log.addFilter(_own_hints)
     try:
-        return tuner.fit()
+        return _fit(tuner, exp_dir)
     finally:
         guard.in_fit = False
         tune_log.removeFilter(_own_hints)
@@ -435,6 +484,123 @@ def _own_hints(record: logging.LogRecord) -> bool:
     is Python for a user of the library; the command prints its own resume command instead."""
     text = str(record.msg)
     return not text.startswith(("Experiment has been interrupted", "Trials did not complete"))
+
+
+class _OneLineTrialFailures(logging.Filter):
+    """Tune logs each trial failure with its whole traceback (60 lines for a memory kill); it is saved
+    in the trial's error.txt, so the terminal gets its last line and where the rest is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and text.startswith("Trial task failed for trial"):
+            exc = record.exc_info[1]
+            last = (str(exc).strip().splitlines() or [exc.__class__.__name__])[-1]
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"{text}: {last[:300]} (the whole trace: error.txt in the trial's folder)",
+                (),
+                None,
+                None,
+            )
+        return not text.startswith("Trials did not complete")  # the command's own last line says it
+
+
+def _shorten_tune_failure_logs() -> None:
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _OneLineTrialFailures) for f in log.filters):
+            log.addFilter(_OneLineTrialFailures())
+
+
+def _fit(tuner, exp_dir: Path) -> list:
+    """``tuner.fit()``, each trial's outcome as an ``_Outcome``."""
+    try:
+        return [_Outcome.of_result(r) for r in tuner.fit()]
+    except _Stopped:
+        raise
+    except Exception as exc:
+        # Tune builds its results by unpickling each failed trial's error.pkl; a full disk leaves it
+        # empty (EOFError). The trials have run: read them from Tune's analysis instead.
+        analysis = getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
+        if analysis is None:
+            cause = _cause(_one_line(exc, limit=100_000), exp_dir)
+            if cause:  # the driver itself out of disk or memory
+                raise TrialsFailed(exp_dir, f"the run failed: {cause}") from exc
+            raise
+        return [_Outcome.of_trial(t) for t in analysis.trials]
+
+
+class _Outcome:
+    """What the runner needs of a finished trial (Tune's ``Result`` or, where Tune could not build
+    one, its ``Trial``): the last metrics, the error text (None: no error) and the trial folder."""
+
+    def __init__(self, metrics: dict | None, error: str | None, path: str | None):
+        self.metrics, self.error, self.path = metrics, error, path
+
+    @classmethod
+    def of_result(cls, result) -> _Outcome:
+        error = None if result.error is None else str(result.error)
+        return cls(result.metrics, error, result.path)
+
+    @classmethod
+    def of_trial(cls, trial) -> _Outcome:
+        if trial.status != "ERROR":
+            return cls(trial.last_result, None, trial.path)
+        text = ""
+        try:  # the text trace; may be empty or cut
+            text = Path(trial.path, "error.txt").read_text(errors="replace")
+        except OSError:
+            pass
+        return cls(trial.last_result, text or "(error.txt empty or unreadable)", trial.path)
+
+
+_ENOSPC = re.compile(rf"\[Errno {errno.ENOSPC}\]|No space left on device|ENOSPC")
+# ray.exceptions.OutOfMemoryError (a task), or an actor's death with the memory monitor's reason
+_OOM = re.compile(r"OutOfMemoryError|running low on memory|memory pressure \(OOM\)|Memory on the node \(")
+# Ray's memory monitor: "Memory on the node (IP: ..., ID: ...) was 7.45GB used / 7.77GB limit (0.96)"
+_OOM_NUMBERS = re.compile(r"([0-9.]+)\s*GB used / ([0-9.]+)\s*GB limit|was ([0-9.]+)GB / ([0-9.]+)GB")
+_GB = 1024**3
+
+
+def _cause(text: str, exp_dir: Path) -> str | None:
+    """A known cause of a failure named with its numbers (disk full, out of memory), else None."""
+    if _ENOSPC.search(text):
+        where = exp_dir if exp_dir.exists() else exp_dir.parent
+        try:
+            usage = shutil.disk_usage(where)
+            space = f"{usage.free / _GB:.2f} GB free of {usage.total / _GB:.1f} GB on the disk of {where}"
+        except OSError:
+            space = f"free space of {where} unknown"
+        return f"no space left on device (OSError errno ENOSPC; now {space}); free some space"
+    if _OOM.search(text):
+        found = _OOM_NUMBERS.search(text)
+        if found:
+            used, limit = (float(x) for x in found.groups() if x is not None)
+            numbers = f"{used:.2f} GB used of a {limit:.2f} GB limit, as Ray reported"
+        else:
+            import psutil
+
+            vm = psutil.virtual_memory()
+            numbers = f"now {(vm.total - vm.available) / _GB:.2f} GB used of {vm.total / _GB:.2f} GB on this machine"
+        return (
+            f"Ray's memory monitor killed trial workers, the node running low on memory ({numbers}); "
+            "close other programs or run fewer trials at a time (max_concurrent)"
+        )
+    return None
+
+
+def _failure_message(exp_dir: Path, failed: list, total: int, spec: dict) -> str:
+    """One line: how many trials failed, the cause with its numbers where it is a known one, else
+    the first error's last line and where its trace is (never an error of its own: the error files
+    may be empty or cut when the disk is full)."""
+    head = (
+        f"{len(failed)} of {total} trial(s) failed after max_failures={spec.get('max_failures', 0)} retries"
+    )
+    for r in failed:
+        cause = _cause(r.error or "", exp_dir)
+        if cause:
+            return f"{head}: {cause}"
+    lines = (failed[0].error or "").strip().splitlines()
+    return f"{head}; first error: {lines[-1] if lines else '?'} (full trace: {failed[0].path}/error.txt)"
 
 
 class _Stopped(Exception):
@@ -480,7 +646,9 @@ class _SignalGuard:
 
 
 class TrialsFailed(RuntimeError):
-    """Some trials failed for good; the message names the first error and where its trace is."""
+    """Some trials failed for good; the message (one line) names the cause with its numbers where it
+    is a known one (disk full, out of memory), else the first error and where its trace is. The
+    command adds how to resume: Tune's state is saved, ``--resume`` retries the failed trials."""
 
     def __init__(self, exp_dir: Path, message: str):
         super().__init__(message)
