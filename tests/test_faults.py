@@ -252,3 +252,29 @@ def test_a_failed_run_ends_in_one_line_with_the_cause_and_resumes_with_nothing_l
         ]
     # nothing lost, nothing skipped: the resumed attempt goes on from the checkpoint it restored
     assert _rows(exp) == done + list(range(resumed_from + 1, 7)), (done, _rows(exp))
+
+
+def test_a_sweep_whose_workers_ray_kills_for_memory_says_so_and_resumes(tmp_path):
+    """Real, not injected: Ray's memory monitor with a threshold below this machine's use kills the
+    trial workers as they start (what a laptop running other programs meets). The command ends in one
+    line naming the cause with Ray's numbers and the resume command; the resumed run, with memory to
+    spare, completes."""
+    import psutil
+
+    used = psutil.virtual_memory().percent / 100
+    spec = yaml.safe_load((Path(__file__).parent / "data" / "small_experiment.yaml").read_text())
+    spec.update(name="oom", algorithm="GRPO", stop={"iterations": 2})
+    config, out = tmp_path / "oom.yaml", tmp_path / "runs"
+    config.write_text(yaml.safe_dump(spec))
+    exe = shutil.which("pairgrpo")
+    env = dict(os.environ, OMP_NUM_THREADS="1", RAY_memory_usage_threshold=f"{used / 4:.4f}",
+               RAY_memory_monitor_refresh_ms="100")  # fmt: skip
+    killed = subprocess.run([exe, "sweep", str(config), "--output", str(out)], capture_output=True,
+                            text=True, timeout=400, cwd="/tmp", env=env)  # fmt: skip
+    last = killed.stderr.strip().splitlines()[-1]
+    assert killed.returncode == 1, killed.stderr[-2000:]
+    assert "Ray's memory monitor killed trial workers" in last and "GB used of a" in last, last
+    assert last.endswith(f"--resume --output {out}"), last
+    resumed = _pairgrpo("sweep", str(config), "--resume", "--output", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _rows(out) == [1, 2]
