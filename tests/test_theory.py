@@ -319,8 +319,8 @@ def test_theory_exits_nonzero_when_a_row_misses():
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["--beta", "0"], ["--beta", "0 < beta <= 100"]),
-        (["--beta", "-2"], ["--beta", "0 < beta <= 100"]),
+        (["--beta", "0"], ["--beta", "1e-06 <= beta <= 100"]),
+        (["--beta", "-2"], ["--beta", "1e-06 <= beta <= 100"]),
         (["--pref", "1.5"], ["--pref", "0 < pref < 1"]),
         (["--pref", "0"], ["--pref", "0 < pref < 1"]),
         (["--group-size", "1"], ["--group-size", "[2, 1024]"]),
