@@ -1,4 +1,4 @@
-"""GPUs a run asks for against those it can get, checked before Ray starts.
+"""GPUs and CPUs a run asks for against those it can get, checked before Ray starts.
 
 The rule (:func:`gpus_available`): inside a Ray process, or with Ray already started, the cluster's
 ``GPU`` resources; with ``RAY_ADDRESS`` naming a cluster this process has not joined yet, nothing is
@@ -37,4 +37,32 @@ def check_gpus(field: str, value, total: float, what: str) -> None:
             value,
             f"{what} request {total:g} GPU(s) in all, {where} has {have:g}; set it to 0 or run where "
             "GPUs are (RAY_ADDRESS)",
+        )
+
+
+def cpus_available() -> tuple[float | None, str]:
+    """``(CPUs, where they were counted)`` by the rule of :func:`gpus_available`: the Ray cluster's,
+    nothing before joining a cluster at RAY_ADDRESS, else this machine's (``os.cpu_count()``, what a
+    local Ray instance offers)."""
+    import ray
+
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("CPU", 0)), "the Ray cluster"
+    if os.environ.get("RAY_ADDRESS"):
+        return None, f"the cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+    return float(os.cpu_count() or 1), "this machine (os.cpu_count(); no RAY_ADDRESS set)"
+
+
+def check_trial_cpus(field: str, value, bundles: list[dict]) -> None:
+    """A trial's placement group (``bundles``: the driver, learners, rollout actors, scorer actors)
+    must fit the CPUs there are: Tune would otherwise wait forever for resources no node has."""
+    total = sum(float(b.get("CPU", 0)) for b in bundles)
+    have, where = cpus_available()
+    if have is not None and total > have:
+        fail(
+            field,
+            value,
+            f"one trial asks for {total:g} CPUs (the driver, learners, rollout actors and scorer actors, "
+            f"{len(bundles)} bundles), {where} has {have:g}; lower num_env_runners or scorer.actors, "
+            "or run where more CPUs are (RAY_ADDRESS)",
         )

@@ -41,6 +41,7 @@ from pairgrpo_rllib.app.prepare import promised_outputs
 from pairgrpo_rllib.core import names
 from pairgrpo_rllib.core.checks import suggest
 from pairgrpo_rllib.envs.llm.models import promised_paths
+from pairgrpo_rllib.envs.resources import check_trial_cpus
 
 TOP_LEVEL = {
     "name",
@@ -315,6 +316,8 @@ def check(spec: dict) -> None:
                     cfg.promised_paths = made
                 try:
                     cfg.validate()
+                    bundles = cfg.algo_class.default_resource_request(cfg).bundles
+                    check_trial_cpus("env_runners.num_env_runners", cfg.num_env_runners, bundles)
                 except (ValueError, TypeError) as exc:
                     raise ExperimentError(f"{a}: {_one_line(exc)}") from None
     finally:
