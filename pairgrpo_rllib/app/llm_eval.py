@@ -28,7 +28,6 @@ across seeds); ``pairgrpo report`` adds the tables to ``report.md``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 import sys
@@ -42,9 +41,9 @@ from pairgrpo_rllib.core.checks import fail
 from pairgrpo_rllib.core.defaults import LLM_FIELDS, LM_FIELDS
 from pairgrpo_rllib.core.names import LLM_ENGINES
 from pairgrpo_rllib.core.seeding import derive_seed
-from pairgrpo_rllib.envs.llm.data import REQUIRED, load_preferences
+from pairgrpo_rllib.envs.llm.data import load_preferences
 from pairgrpo_rllib.envs.llm.data import load_prompts as load
-from pairgrpo_rllib.envs.llm.models import check_model_path, is_promised
+from pairgrpo_rllib.envs.llm.models import check_model_path
 from pairgrpo_rllib.envs.llm.settings import data_source, policy_settings
 from pairgrpo_rllib.envs.llm.synthetic import truth_reward
 from pairgrpo_rllib.envs.resources import check_gpus
@@ -127,7 +126,7 @@ def settings(section, spec: dict, promised=()) -> dict:
         and isinstance(b["chosen"], dict)
         and "path" in b["chosen"]
     ):
-        _check_pairs("evaluate.baseline.chosen", b["chosen"], promised)
+        data_source("evaluate.baseline.chosen", b["chosen"], promised, needs="pairs")  # rows of pairs
         s["baseline"] = {
             "kind": "chosen",
             "source": dict(SOURCE_DEFAULTS, **b["chosen"]),
@@ -167,30 +166,6 @@ def settings(section, spec: dict, promised=()) -> dict:
         for i, j in enumerate(likert)
     ]
     return s  # judge_spec checked each judge's model folder and kind (judges/registry.py)
-
-
-def _check_pairs(field: str, src, promised) -> None:
-    """The chosen baseline's source: a data source whose rows are preference pairs (a prompt-only
-    file would fail when the evaluation reads it, after training)."""
-    src = data_source(field, src, promised)
-    path = Path(src.path).expanduser()
-    if not path.is_file() or is_promised(path, promised) or path.suffix != ".jsonl":
-        return  # a hub name (checked when loaded), a file a prepare stage makes, or one data_source read
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            first = json.loads(f.readline())
-    except ValueError:
-        return  # data_source read this line: a defect is reported there
-    if not isinstance(first, dict):
-        return
-    wanted = [REQUIRED[src.schema]] if src.schema else list(REQUIRED.values())
-    if not any(set(w) <= set(first) for w in wanted):
-        fail(
-            f"{field}.path",
-            src.path,
-            f"its columns {sorted(first)} hold no preference pairs; the chosen baseline needs "
-            + " or ".join("(" + ", ".join(w) + ")" for w in wanted),
-        )
 
 
 # ---- one trial (a Ray task) ------------------------------------------------------------------------------
