@@ -63,9 +63,9 @@ def test_gpus_this_machine_lacks_are_refused_with_the_numbers(
 
 def test_with_ray_address_the_count_is_left_to_the_cluster(assets, llm_config, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
-    from pairgrpo_rllib.envs.resources import gpus_available
+    from pairgrpo_rllib.envs.resources import available
 
-    assert gpus_available()[0] is None
+    assert available("GPU")[0] is None
     _config(llm_config, assets, CASES[0][0]).validate()
 
 
